@@ -1,0 +1,30 @@
+"""One sampler library shared by ``toy`` and ``sdimage``: pure functions over an ε-model, a grid and a noise source.
+
+η = 0 is the probability-flow ODE (DDIM), η = 1 the reverse SDE (DDPM); Cycle-SDE records and replays noises.
+Works on torch tensors of any shape, float32 or float64, CPU or CUDA.
+"""
+from .continuous import euler_maruyama, probability_flow_euler, probability_flow_heun
+from .cycle import VARIANTS, CycleTrace, cycle_encode, cycle_record, cycle_replay, forward_chain
+from .grid import Grid
+from .noise import GaussianNoise, NoiseSource, RecordingNoise, ReplayNoise
+from .sampling import EpsModel, PostStep, invert_ddim, sample_ddim, sample_dpmpp
+from .steps import (
+    ddim_noise_for_target,
+    ddim_sigma,
+    ddim_step,
+    dpmpp_step,
+    eps_from_score,
+    eps_from_v,
+    eps_from_x0,
+    forward_step,
+    posterior_step,
+    predict_x0,
+)
+
+__all__ = [
+    "Grid", "GaussianNoise", "ReplayNoise", "RecordingNoise", "NoiseSource", "EpsModel", "PostStep",
+    "sample_ddim", "sample_dpmpp", "invert_ddim", "forward_chain", "cycle_record", "cycle_replay", "cycle_encode",
+    "CycleTrace", "VARIANTS", "euler_maruyama", "probability_flow_euler", "probability_flow_heun",
+    "ddim_step", "ddim_sigma", "ddim_noise_for_target", "dpmpp_step", "forward_step", "posterior_step",
+    "predict_x0", "eps_from_v", "eps_from_x0", "eps_from_score",
+]

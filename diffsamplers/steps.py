@@ -1,0 +1,156 @@
+"""Single update rules between two noise levels (t -> s, s less noisy), each one closed-form.
+
+Notation: x_t = alpha_t x_0 + sigma_t eps.  For Stable Diffusion alpha_t = sqrt(abar_t), sigma_t = sqrt(1 - abar_t);
+the general (alpha, sigma) form also covers VE schedules (alpha = 1).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "predict_x0",
+    "eps_from_v",
+    "eps_from_x0",
+    "eps_from_score",
+    "ddim_sigma",
+    "ddim_step",
+    "ddim_noise_for_target",
+    "forward_step",
+    "posterior_step",
+    "dpmpp_step",
+]
+
+
+def _f(v: Tensor | float) -> float:
+    return float(v)
+
+
+def predict_x0(x: Tensor, eps: Tensor, alpha: float, sigma: float) -> Tensor:
+    """x̂_0 = (x_t − σ_t ε) / α_t (Tweedie / DDIM Eq. 12)."""
+    return (x - _f(sigma) * eps) / _f(alpha)
+
+
+def eps_from_x0(x: Tensor, x0: Tensor, alpha: float, sigma: float) -> Tensor:
+    """ε = (x_t − α_t x̂_0) / σ_t."""
+    return (x - _f(alpha) * x0) / _f(sigma)
+
+
+def eps_from_v(x: Tensor, v: Tensor, alpha: float, sigma: float) -> Tensor:
+    """ε = (σ x + α v) / (α² + σ²) for v = α ε − σ x_0 (Salimans & Ho 2022)."""
+    a, s = _f(alpha), _f(sigma)
+    return (s * x + a * v) / (a * a + s * s)
+
+
+def eps_from_score(score: Tensor, sigma: float) -> Tensor:
+    """ε(x, t) = −σ_t ∇log p_t(x)."""
+    return -_f(sigma) * score
+
+
+def ddim_sigma(alpha_t: float, sigma_t: float, alpha_s: float, sigma_s: float, eta: float) -> float:
+    """σ_{t→s} = η σ_s √(1 − (α_t σ_s / (α_s σ_t))²); VP form η√((1−ᾱ_s)/(1−ᾱ_t))√(1−ᾱ_t/ᾱ_s) (paper Eq. 6)."""
+    a_t, s_t, a_s, s_s = _f(alpha_t), _f(sigma_t), _f(alpha_s), _f(sigma_s)
+    if eta == 0.0 or s_s == 0.0:
+        return 0.0
+    ratio = (a_t * s_s) / (a_s * s_t)
+    return float(eta) * s_s * math.sqrt(max(1.0 - ratio * ratio, 0.0))
+
+
+def ddim_step(
+    x: Tensor,
+    eps: Tensor,
+    alpha_t: float,
+    sigma_t: float,
+    alpha_s: float,
+    sigma_s: float,
+    eta: float = 0.0,
+    noise: Tensor | None = None,
+) -> Tensor:
+    """x_s = α_s x̂_0 + √(σ_s² − σ_{t→s}²) ε + σ_{t→s} w (paper Eq. 6; η = 0 DDIM/ODE, η = 1 DDPM/SDE)."""
+    c = ddim_sigma(alpha_t, sigma_t, alpha_s, sigma_s, eta)
+    x0 = predict_x0(x, eps, alpha_t, sigma_t)
+    dir_coef = math.sqrt(max(_f(sigma_s) ** 2 - c * c, 0.0))
+    out = _f(alpha_s) * x0 + dir_coef * eps
+    if c > 0.0:
+        if noise is None:
+            raise ValueError("eta > 0 needs a noise tensor")
+        out = out + c * noise
+    return out
+
+
+def ddim_noise_for_target(
+    x: Tensor,
+    eps: Tensor,
+    x_s: Tensor,
+    alpha_t: float,
+    sigma_t: float,
+    alpha_s: float,
+    sigma_s: float,
+    eta: float = 1.0,
+) -> Tensor:
+    """The w that makes ``ddim_step(x, eps, ..., eta, w)`` land on ``x_s`` (Eq. 6 solved for w; Cycle-SDE Eq. 8)."""
+    c = ddim_sigma(alpha_t, sigma_t, alpha_s, sigma_s, eta)
+    if c <= 0.0:
+        raise ValueError("cannot solve for the noise of a deterministic step (eta = 0 or sigma_s = 0)")
+    x0 = predict_x0(x, eps, alpha_t, sigma_t)
+    dir_coef = math.sqrt(max(_f(sigma_s) ** 2 - c * c, 0.0))
+    mean = _f(alpha_s) * x0 + dir_coef * eps
+    return (x_s - mean) / c
+
+
+def forward_step(x_s: Tensor, alpha_s: float, sigma_s: float, alpha_t: float, sigma_t: float, noise: Tensor) -> Tensor:
+    """Markov forward kernel x_t = (α_t/α_s) x_s + √(σ_t² − (α_t/α_s)² σ_s²) z (paper Eq. 7; VP: √(ᾱ_t/ᾱ_s), √(1−ᾱ_t/ᾱ_s))."""
+    r = _f(alpha_t) / _f(alpha_s)
+    var = _f(sigma_t) ** 2 - (r * _f(sigma_s)) ** 2
+    return r * x_s + math.sqrt(max(var, 0.0)) * noise
+
+
+def posterior_step(
+    x_t: Tensor, x0: Tensor, alpha_t: float, sigma_t: float, alpha_s: float, sigma_s: float, noise: Tensor
+) -> Tensor:
+    """Sample q(x_s | x_t, x_0) of the Markov forward chain (DDPM posterior; CycleDiffusion's encoder).
+
+    It is the η = 1 step of Eq. 6 with the true ε = (x_t − α_t x_0)/σ_t in place of the model's.
+    """
+    eps = eps_from_x0(x_t, x0, alpha_t, sigma_t)
+    return ddim_step(x_t, eps, alpha_t, sigma_t, alpha_s, sigma_s, eta=1.0, noise=noise)
+
+
+def _lam(alpha: float, sigma: float) -> float:
+    return math.log(alpha) - math.log(sigma) if sigma > 0 else math.inf
+
+
+def dpmpp_step(
+    x: Tensor,
+    x0: Tensor,
+    alpha_t: float,
+    sigma_t: float,
+    alpha_s: float,
+    sigma_s: float,
+    x0_prev: Tensor | None = None,
+    lambda_prev: float | None = None,
+    sde: bool = False,
+    noise: Tensor | None = None,
+) -> Tensor:
+    """DPM-Solver++ (2M multistep, Lu et al. 2022) and its SDE variant (SDE-DPM-Solver++, Eq. of Lu et al. App. / Cheng 2023).
+
+    ODE: x_s = (σ_s/σ_t) x − α_s (e^{−h} − 1) D;  SDE: x_s = (σ_s/σ_t) e^{−h} x + α_s (1 − e^{−2h}) D + σ_s √(1 − e^{−2h}) w,
+    with h = λ_s − λ_t, λ = log(α/σ), D = x̂_0 (order 1) or x̂_0 + (x̂_0 − x̂_0^prev)/(2r), r = h_prev/h (order 2).
+    """
+    a_t, s_t, a_s, s_s = _f(alpha_t), _f(sigma_t), _f(alpha_s), _f(sigma_s)
+    if s_s == 0.0:
+        return x0  # the last step to sigma = 0 returns the data prediction
+    lam_t, lam_s = _lam(a_t, s_t), _lam(a_s, s_s)
+    h = lam_s - lam_t
+    d = x0
+    if x0_prev is not None and lambda_prev is not None:
+        r = (lam_t - lambda_prev) / h
+        d = x0 + (x0 - x0_prev) / (2.0 * r)
+    if not sde:
+        return (s_s / s_t) * x - a_s * math.expm1(-h) * d
+    if noise is None:
+        raise ValueError("the SDE step needs a noise tensor")
+    e2 = -math.expm1(-2.0 * h)
+    return (s_s / s_t) * math.exp(-h) * x + a_s * e2 * d + s_s * math.sqrt(e2) * noise
