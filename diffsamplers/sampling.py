@@ -89,12 +89,15 @@ def invert_ddim(
     model: EpsModel,
     x0: Tensor,
     grid: Grid,
+    fixed_point_iters: int = 0,
     progress: bool = False,
 ) -> list[Tensor]:
     """DDIM inversion: the η = 0 update (Eq. 6) run from grid point N back to 0.
 
-    As in Null-text inversion and diffusers' ``DDIMInverseScheduler``, ε is evaluated on the current (cleaner)
-    latent with the label of the target (noisier) point, so the two passes share model labels.
+    As in Null-text inversion and diffusers' ``DDIMInverseScheduler``, ε is first evaluated on the current
+    (cleaner) latent with the label of the target (noisier) point; this is O(1/N) off the exact inverse.
+    ``fixed_point_iters > 0`` then refines each step by the fixed point x_t = (α_t/α_s) x_s + (σ_t − α_t σ_s/α_s) ε(x_t, t)
+    (exact inversion of the DDIM step; each iteration costs one more model call).
 
     Returns the trajectory indexed like the grid: ``traj[N] = x0``, ``traj[0]`` the inverted latent at t0.
     """
@@ -103,7 +106,12 @@ def invert_ddim(
     x = x0
     for k in _steps(n, progress, "DDIM inversion"):
         j = n - k  # from grid point j (clean side) to j - 1
-        eps = model(x, grid.timesteps[j - 1])
-        x = ddim_step(x, eps, grid.alphas[j], grid.sigmas[j], grid.alphas[j - 1], grid.sigmas[j - 1], 0.0)
+        x_s = x
+        eps = model(x_s, grid.timesteps[j - 1])
+        x = ddim_step(x_s, eps, grid.alphas[j], grid.sigmas[j], grid.alphas[j - 1], grid.sigmas[j - 1], 0.0)
+        if fixed_point_iters > 0:
+            a_t, s_t, a_s, s_s = (float(v) for v in (grid.alphas[j - 1], grid.sigmas[j - 1], grid.alphas[j], grid.sigmas[j]))
+            for _ in range(fixed_point_iters):
+                x = (a_t / a_s) * x_s + (s_t - a_t * s_s / a_s) * model(x, grid.timesteps[j - 1])
         traj[j - 1] = x
     return traj
