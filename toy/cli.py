@@ -1,0 +1,199 @@
+"""Command line: ``python -m toy <command> ...``.
+
+Commands are registered in ``COMMANDS`` (name -> ``add_parser(subparsers)``); each ``add_parser`` sets
+``func=handler(args) -> int``.  ``python -m toy digits ...`` is provided by ``toy.digits.cli`` when installed.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from typing import Callable
+
+__all__ = ["main", "build_parser", "COMMANDS", "OPTIONAL_COMMAND_MODULES"]
+
+
+def _threads(args) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(args.threads)))
+
+
+def _common(p: argparse.ArgumentParser, quick: bool = True) -> None:
+    if quick:
+        p.add_argument("--quick", action="store_true", help="small, fast settings (seconds to a minute)")
+        p.add_argument("--config", type=Path, help="JSON file overriding config fields")
+    p.add_argument("--out", type=Path, required=True, help="output folder (report.json + PNG figures)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--seed", type=int, help="override the config seed")
+
+
+def _config(base, args):
+    from .io import load_config_file, merge_config
+
+    cfg = base
+    if getattr(args, "config", None) is not None:
+        cfg = merge_config(cfg, load_config_file(args.config))
+    if getattr(args, "seed", None) is not None:
+        cfg.seed = args.seed
+    return cfg
+
+
+def _summary_line(report: dict) -> str:
+    s = report.get("summary", {})
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in s.items())
+
+
+def _kl_curves(args) -> int:
+    from .klcurves import KLCurvesConfig, run_kl_curves
+
+    _threads(args)
+    cfg = _config(KLCurvesConfig.quick() if args.quick else KLCurvesConfig(), args)
+    if args.checkpoint:
+        cfg.checkpoint = str(args.checkpoint)
+    rep = run_kl_curves(cfg, args.out, progress=args.progress)
+    print(f"kl-curves: wrote {args.out / 'report.json'}; {_summary_line(rep)}")
+    return 0
+
+
+def add_kl_curves(sub) -> None:
+    p = sub.add_parser("kl-curves", help="KL(t) and Fisher integrand, SDE vs ODE, exact and learned score")
+    _common(p)
+    p.add_argument("--checkpoint", type=Path, help="use a trained model (from `toy train`) instead of training")
+    p.add_argument("--progress", action="store_true", help="show a training progress bar")
+    p.set_defaults(func=_kl_curves)
+
+
+def _train(args) -> int:
+    import time
+
+    import numpy as np
+
+    from theory.schedules import schedule_from_dict
+
+    from .evaluate import score_error
+    from .io import write_json
+    from .plots import fig_score_error
+    from .io import save_figure
+    from .problems import builtin_mixture
+    from .train import TrainConfig, save_checkpoint, train_score_model
+
+    _threads(args)
+    cfg = TrainConfig(steps=args.steps, dtype=args.dtype, progress=not args.no_progress)
+    cfg = _config(cfg, args)
+    schedule = schedule_from_dict({"kind": "vp-linear", "beta_min": 0.1, "beta_max": 20.0})
+    mix = builtin_mixture(args.mixture, dim=args.dim)
+    res = train_score_model(mix, schedule, cfg)
+    err = score_error(res.model, mix, schedule)
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(args.out / "model.pt", res.model, {"mixture": args.mixture, "train": cfg.to_dict()})
+    save_figure(fig_score_error(err), args.out / "score_error.png")
+    write_json(args.out / "report.json", {"experiment": "train", "seconds": res.seconds, "steps": res.steps_done,
+                                          "final_loss": float(np.mean(res.losses[-100:])), "score_error": err,
+                                          "config": cfg.to_dict()})
+    print(f"train: {res.steps_done} steps in {res.seconds:.1f} s, mean relative score error "
+          f"{err['mean_rel_error']:.3f}; wrote {args.out / 'model.pt'}")
+    return 0
+
+
+def add_train(sub) -> None:
+    p = sub.add_parser("train", help="train an ε-MLP on a built-in mixture, save model.pt + score-error plot")
+    p.add_argument("--config", type=Path, help="JSON file overriding TrainConfig fields")
+    p.add_argument("--mixture", default="2d", choices=["1d", "2d", "nd"])
+    p.add_argument("--dim", type=int, default=8, help="dimension of the 'nd' mixture (<= 64)")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--no-progress", action="store_true")
+    _common(p, quick=False)
+    p.set_defaults(func=_train)
+
+
+def _editing(args) -> int:
+    from .editing import EditingConfig, run_editing
+
+    _threads(args)
+    cfg = _config(EditingConfig.quick() if args.quick else EditingConfig(), args)
+    rep = run_editing(cfg, args.out)
+    print(f"editing: wrote {args.out / 'report.json'}; {_summary_line(rep)}")
+    return 0
+
+
+def add_editing(sub) -> None:
+    p = sub.add_parser("editing", help="toy inpainting / SDEdit / dragging: SDE vs ODE vs Cycle-SDE sweeps")
+    _common(p)
+    p.set_defaults(func=_editing)
+
+
+def _study(args) -> int:
+    from .study import StudyConfig, run_study
+
+    _threads(args)
+    cfg = _config(StudyConfig.quick() if args.quick else StudyConfig(), args)
+    rep = run_study(cfg, args.out)
+    print(f"study: wrote {args.out / 'report.json'}; {_summary_line(rep)}")
+    return 0
+
+
+def add_study(sub) -> None:
+    p = sub.add_parser("study", help="schedule / eta / steps study, Cycle-SDE contraction, log-Sobolev rate")
+    _common(p)
+    p.set_defaults(func=_study)
+
+
+def _all(args) -> int:
+    from . import run_all
+
+    _threads(args)
+    rep = run_all(args.out, quick=args.quick)
+    print(f"all: wrote {sorted(rep)} under {args.out}")
+    return 0
+
+
+def add_all(sub) -> None:
+    p = sub.add_parser("all", help="every experiment (kl-curves, editing, study) into OUT/<name>/")
+    p.add_argument("--quick", action="store_true")
+    _common(p, quick=False)
+    p.set_defaults(func=_all)
+
+
+COMMANDS: dict[str, Callable] = {
+    "kl-curves": add_kl_curves,
+    "train": add_train,
+    "editing": add_editing,
+    "study": add_study,
+    "all": add_all,
+}
+# optional sub-packages providing ``add_parser(subparsers)`` (registered when importable)
+OPTIONAL_COMMAND_MODULES: tuple[str, ...] = ("toy.digits.cli",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m toy", description="Toy laboratory: SDE beats ODE on mixtures.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS.values():
+        add(sub)
+    for mod_name in OPTIONAL_COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError as exc:
+            if exc.name in (mod_name, mod_name.rpartition(".")[0]):
+                continue  # the optional sub-package is not installed
+            raise
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Atomic output helpers and run metadata (JSON reports, PNG figures)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["to_jsonable", "write_json", "save_figure", "run_meta", "load_config_file", "merge_config"]
+
+
+def to_jsonable(v: Any) -> Any:
+    """numpy / dataclass / path values to plain JSON (non-finite floats become null)."""
+    if is_dataclass(v) and not isinstance(v, type):
+        return to_jsonable(asdict(v))
+    if hasattr(v, "to_dict") and not isinstance(v, dict):
+        return to_jsonable(v.to_dict())
+    if isinstance(v, dict):
+        return {str(k): to_jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [to_jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return to_jsonable(v.tolist())
+    if isinstance(v, (np.bool_, bool)):
+        return bool(v)
+    if isinstance(v, (np.integer, int)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        return float(v) if math.isfinite(float(v)) else None
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write JSON atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(to_jsonable(obj), fh, indent=1)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Save a matplotlib figure atomically as PNG and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        plt.close(fig)
+    return path
+
+
+def run_meta(seconds: float | None = None, **extra) -> dict:
+    """Versions, platform and wall time for a report."""
+    import torch
+
+    meta = {"python": sys.version.split()[0], "numpy": np.__version__, "torch": torch.__version__,
+            "platform": platform.platform(), "torch_threads": torch.get_num_threads()}
+    if seconds is not None:
+        meta["wall_seconds"] = round(seconds, 3)
+    meta.update(extra)
+    return to_jsonable(meta)
+
+
+def load_config_file(path: str | os.PathLike) -> dict:
+    """Read a JSON config file (an object)."""
+    try:
+        with open(path) as fh:
+            d = json.load(fh)
+    except OSError as exc:
+        raise ValueError(f"cannot read config {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"config {path} is not valid JSON: {exc}") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"config {path} must be a JSON object")
+    return d
+
+
+def merge_config(cfg, overrides: dict):
+    """Return a copy of dataclass ``cfg`` with keys from ``overrides`` (nested dataclasses merged recursively)."""
+    import copy
+    import dataclasses
+
+    out = copy.deepcopy(cfg)
+    fields = {f.name for f in dataclasses.fields(out)}
+    for k, v in overrides.items():
+        if k not in fields:
+            raise ValueError(f"unknown config key {k!r} for {type(cfg).__name__} (known: {sorted(fields)})")
+        cur = getattr(out, k)
+        if dataclasses.is_dataclass(cur) and isinstance(v, dict):
+            setattr(out, k, merge_config(cur, v))
+        else:
+            setattr(out, k, v)
+    return out
