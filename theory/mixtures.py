@@ -59,8 +59,9 @@ class GaussianMixture:
             raise ConfigError("weights must be positive")
         if abs(w.sum() - 1.0) > 1e-6:
             raise ConfigError(f"weights must sum to 1, got {w.sum():.9g}")
-        for k in range(K):
-            _check_cov(c[k], k)
+        if not getattr(self, "_trusted", False):
+            for k in range(K):
+                _check_cov(c[k], k)
         c = 0.5 * (c + np.swapaxes(c, 1, 2))
         chol = np.linalg.cholesky(c)
         prec = np.linalg.inv(c)
@@ -149,11 +150,22 @@ class GaussianMixture:
         """Exact forward marginal p_t: components N(alpha_t m_k, alpha_t^2 C_k + sigma_t^2 I)."""
         a = float(schedule.alpha(t))
         s2 = float(schedule.sigma(t)) ** 2
-        return GaussianMixture(self.weights, a * self.means, a * a * self.covs + s2 * np.eye(self.dim))
+        return self.affine(a, s2)
 
     def affine(self, scale: float, var_add: float) -> "GaussianMixture":
-        """Law of scale X + sqrt(var_add) Z: components N(scale m_k, scale^2 C_k + var_add I)."""
-        return GaussianMixture(self.weights, scale * self.means, scale * scale * self.covs + var_add * np.eye(self.dim))
+        """Law of scale X + sqrt(var_add) Z: components N(scale m_k, scale^2 C_k + var_add I).
+
+        Built without re-validating (an SPD covariance stays SPD), which keeps repeated score calls cheap."""
+        c = scale * scale * self.covs + var_add * np.eye(self.dim)
+        if var_add < 0 or scale == 0:
+            return GaussianMixture(self.weights, scale * self.means, c)
+        obj = object.__new__(GaussianMixture)
+        object.__setattr__(obj, "_trusted", True)
+        object.__setattr__(obj, "weights", self.weights)
+        object.__setattr__(obj, "means", scale * self.means)
+        object.__setattr__(obj, "covs", c)
+        obj.__post_init__()
+        return obj
 
     def std_extent(self, n_std: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
         """Axis-aligned box covering every component's mean +- n_std marginal standard deviations."""

@@ -17,7 +17,7 @@ from scipy.special import logsumexp
 from .mixtures import GaussianMixture
 from .results import KLPath, make_path
 from .schedules import Schedule
-from .timegrid import time_grid
+from .timegrid import integrate_half_g2_fisher, schedule_time_grid, time_grid
 
 
 def _gh_nodes(n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -53,6 +53,54 @@ def _log_h_and_grad(x: np.ndarray, q0: GaussianMixture, p0: GaussianMixture, a: 
     return logh, glog
 
 
+def _log_h_and_grad_is(x: np.ndarray, q0: GaussianMixture, p0: GaussianMixture, a: float, v: float,
+                       z: np.ndarray, chunk: int = 256, debias: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """log h(x), grad log h(x) by importance sampling from pi_x(y) ~ K(y|x) q_t0(y), K = N(a x, v I).
+
+    K q_t0 = sum_k w_k Z_k(x) N(y; m_k(x), S_k) with Z_k = N(a x; mu_k, C_k + v I), S_k = (C_k^-1 + I/v)^-1,
+    m_k = S_k (C_k^-1 mu_k + a x / v), so h = sum_k w_k Z_k E_{N(m_k, S_k)}[1/p_t0(Y)] and
+    grad log h = a E[(s_q - s_p)(Y) / p_t0(Y)] / E[1/p_t0(Y)] under the same draws (stratified over k).  z holds
+    the standard-normal inner draws, [n, M, d] (independent per x, so their errors average out over x) or [M, d]
+    (shared).  Only the mild ratio 1/p_t0 is left to Monte Carlo."""
+    n, d = x.shape
+    K, M = q0.n_components, z.shape[-2]
+    eye = np.eye(d)
+    logh = np.empty(n)
+    glog = np.empty((n, d))
+    comps = []
+    for k in range(K):
+        Ck, mk = q0.covs[k], q0.means[k]
+        Pk = q0._prec[k]
+        S = np.linalg.inv(Pk + eye / v)
+        S = 0.5 * (S + S.T)
+        L = np.linalg.cholesky(S)
+        Ak = Ck + v * eye
+        Lz = np.linalg.cholesky(Ak)
+        comps.append((S, L, S @ (Pk @ mk), Lz, mk, math.log(q0.weights[k])))
+    for i in range(0, n, chunk):
+        xs = x[i:i + chunk]
+        m = xs.shape[0]
+        lw_all, ds_all = [], []
+        for S, L, b, Lz, mk, lwk in comps:
+            r = np.linalg.solve(Lz, (a * xs - mk).T).T
+            logZ = lwk - 0.5 * np.sum(r * r, 1) - np.log(np.diag(Lz)).sum() - 0.5 * d * math.log(2 * math.pi)
+            mean = b + (a / v) * xs @ S.T
+            zz = z[None, :, :] if z.ndim == 2 else z[i:i + chunk]
+            Y = (mean[:, None, :] + zz @ L.T).reshape(-1, d)
+            lp = p0.log_prob(Y).reshape(m, M)
+            lw_all.append(logZ[:, None] - lp - math.log(M))
+            ds_all.append((q0.score(Y) - p0.score(Y)).reshape(m, M, d))
+        lw = np.concatenate(lw_all, axis=1)
+        ds = np.concatenate(ds_all, axis=1)
+        lh = logsumexp(lw, axis=1)
+        wts = np.exp(lw - lh[:, None])
+        if debias:
+            lh = lh + 0.5 * (np.sum(wts * wts, axis=1) - 1.0 / M) * (1.0 if K == 1 else 1.0)
+        logh[i:i + chunk] = lh
+        glog[i:i + chunk] = a * np.einsum("nm,nmd->nd", wts, ds)
+    return logh, glog
+
+
 def _kernel(schedule: Schedule, t0: float, tau: float) -> tuple[float, float]:
     a = float(schedule.alpha(t0)) / float(schedule.alpha(tau))
     v = float(schedule.sigma(t0)) ** 2 - a * a * float(schedule.sigma(tau)) ** 2
@@ -65,7 +113,7 @@ def reversal_quadrature(schedule: Schedule, data: GaussianMixture, edited: Gauss
     """KL and Fisher along the reverse SDE by tensor Gauss-Hermite quadrature (d <= 2 recommended)."""
     d = data.dim
     if times is None:
-        times = time_grid(t0, t_end, n_times - 1, "both")
+        times = schedule_time_grid(schedule, t0, t_end, n_times - 1)
     p0 = data.marginal(schedule, t0)
     zi, lwi = _gh_nodes(n_inner, d)
     zo, lwo = _gh_nodes(n_outer, d)
@@ -89,6 +137,7 @@ def reversal_quadrature(schedule: Schedule, data: GaussianMixture, edited: Gauss
         fi[j] = float(np.sum(wh * np.sum(glog * glog, axis=1)))
     times = np.asarray(times, dtype=np.float64)
     return make_path("reversal", "sde", times, kl, fi, schedule.g2(times),
+                     fisher_integral=integrate_half_g2_fisher(times, fi, schedule, t0, t_end),
                      extra={"quadrature": [n_outer, n_inner]})
 
 
@@ -120,12 +169,15 @@ def sample_q_tau(schedule: Schedule, data: GaussianMixture, edited: GaussianMixt
 
 def reversal_monte_carlo(schedule: Schedule, data: GaussianMixture, edited: GaussianMixture, t0: float,
                          t_end: float, times: np.ndarray | None = None, n_times: int = 11, n_outer: int = 2000,
-                         n_inner: int = 1000, seed: int = 0) -> KLPath:
-    """KL = E_q[log h], F = E_q||grad log h||^2 with exact x ~ q_tau and inner MC for h (any dimension)."""
+                         n_inner: int = 1000, seed: int = 0, importance: bool = True) -> KLPath:
+    """KL = E_q[log h], F = E_q||grad log h||^2 with exact x ~ q_tau and inner Monte Carlo for h (any dimension).
+
+    importance=True (default): h by importance sampling from K(y|x) q_t0(y) (_log_h_and_grad_is), n_inner
+    antithetic draws per component of q_t0; False: plain Monte Carlo over the forward kernel (noisy as tau -> 0)."""
     rng = np.random.default_rng(seed)
     d = data.dim
     if times is None:
-        times = time_grid(t0, t_end, n_times - 1, "log")
+        times = schedule_time_grid(schedule, t0, t_end, n_times - 1)
     p0 = data.marginal(schedule, t0)
     kl, fi, band, fband = (np.empty(len(times)) for _ in range(4))
     for j, tau in enumerate(times):
@@ -137,6 +189,11 @@ def reversal_monte_carlo(schedule: Schedule, data: GaussianMixture, edited: Gaus
         if v <= 1e-14:
             logh = edited.log_prob(a * x) - p0.log_prob(a * x)
             glog = a * (edited.score(a * x) - p0.score(a * x))
+        elif importance:
+            zx = rng.standard_normal((n_outer, n_inner // 2, d))
+            zx = np.concatenate([zx, -zx], axis=1)
+            logh, glog = _log_h_and_grad_is(x, edited, p0, a, v, zx,
+                                            chunk=max(1, 200000 // (zi.shape[0] * edited.n_components)))
         else:
             logh, glog = _log_h_and_grad(x, edited, p0, a, v, zi, lwi, chunk=max(1, 400000 // zi.shape[0]),
                                            debias=True)
@@ -145,4 +202,6 @@ def reversal_monte_carlo(schedule: Schedule, data: GaussianMixture, edited: Gaus
         fi[j], fband[j] = g2n.mean(), 1.96 * g2n.std(ddof=1) / math.sqrt(n_outer)
     times = np.asarray(times, dtype=np.float64)
     return make_path("reversal", "sde", times, kl, fi, schedule.g2(times), kl_band=band,
-                     extra={"fisher_band": fband, "n_outer": n_outer, "n_inner": n_inner, "seed": seed})
+                     fisher_integral=integrate_half_g2_fisher(times, fi, schedule, t0, t_end),
+                     extra={"fisher_band": fband, "n_outer": n_outer, "n_inner": n_inner, "seed": seed,
+                            "importance": importance})

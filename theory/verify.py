@@ -31,9 +31,9 @@ def auto_grid(cfg: VerifyConfig, cells: tuple[int, ...] | None = None):
     lo = np.min([b[0] for b in boxes], axis=0)
     hi = np.max([b[1] for b in boxes], axis=0)
     if cfg.dim == 1:
-        n = (cells or (1600,))[0]
+        n = (cells or (400,))[0]
         return Grid1D(float(lo[0]), float(hi[0]), int(n))
-    c = cells or (240, 240)
+    c = cells or (150, 150)
     if len(c) == 1:
         c = (c[0], c[0])
     return Grid2D((float(lo[0]), float(lo[1])), (float(hi[0]), float(hi[1])), (int(c[0]), int(c[1])))
@@ -65,7 +65,7 @@ def run_method(cfg: VerifyConfig, method: str = "auto") -> KLPath:
         def score(xx: np.ndarray, t: float) -> np.ndarray:
             return data.marginal(sch, t).score(xx)
 
-        n_steps = cfg.n_steps or (800 if cfg.dim == 1 else 300)
+        n_steps = cfg.n_steps or (100 if cfg.dim == 1 else 40)
         return evolve_pair(q0, p0, grid, sch, score, cfg.t0, cfg.t_end, s, n_steps=n_steps)
     if method == "reversal":
         if s != "sde":

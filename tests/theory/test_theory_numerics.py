@@ -22,7 +22,7 @@ def _pair(data, edited, sch, t0, t_end, grid, sampler, n_steps):
 @pytest.mark.parametrize("sampler", ["sde", "ode"])
 def test_grid_vs_gaussian_1d(sampler):
     sch, t0, te = VPLinear(), 0.6, 0.002
-    r = _pair(gaussian([0.3], [[0.1]]), gaussian([1.0], [[0.5]]), sch, t0, te, Grid1D(-6, 6, 800), sampler, 400)
+    r = _pair(gaussian([0.3], [[0.1]]), gaussian([1.0], [[0.5]]), sch, t0, te, Grid1D(-6, 6, 400), sampler, 100)
     ex = gaussian_path(sch, [0.3], [[0.1]], [1.0], [[0.5]], t0, te, sampler, times=r.times)
     assert np.max(np.abs(r.kl - ex.kl)) <= 1e-3 * ex.kl_start
     assert r.mass_error <= 1e-8
@@ -37,11 +37,11 @@ def test_grid_vs_gaussian_2d(sampler):
     data, edited = gaussian([0.0, 0.5], Cp), gaussian([1.0, -0.5], Cq)
     cfg = config_from_dict({"schedule": {"kind": "vp-cosine"}, "data": data.to_dict(), "edited": edited.to_dict(),
                             "t0": t0, "t_end": te, "sampler": sampler})
-    r = _pair(data, edited, sch, t0, te, auto_grid(cfg, (150, 150)), sampler, 150)
+    c = 120 if sampler == "sde" else 160  # the ODE error is spatial (no diffusion to smooth it)
+    r = _pair(data, edited, sch, t0, te, auto_grid(cfg, (c, c)), sampler, 40)
     ex = gaussian_path(sch, [0.0, 0.5], Cp, [1.0, -0.5], Cq, t0, te, sampler, times=r.times)
-    # KNOWN GAP: 2-D at 150^2 reaches ~1e-2 relative, not the issue's 1e-3 (see docs/theory.md)
-    assert np.max(np.abs(r.kl - ex.kl)) <= 1e-2 * ex.kl_start
-    assert r.mass_error <= 1e-8 and r.relative_residual <= 1e-2
+    assert np.max(np.abs(r.kl - ex.kl)) <= 1e-3 * ex.kl_start
+    assert r.mass_error <= 1e-8 and r.relative_residual <= 1e-3
 
 
 MIX1 = {"schedule": {"kind": "vp-linear"}, "data": {"weights": [0.3, 0.7], "means": [[-2.0], [1.5]],
@@ -50,14 +50,19 @@ MIX1 = {"schedule": {"kind": "vp-linear"}, "data": {"weights": [0.3, 0.7], "mean
 
 
 def test_mixture_1d_identity_and_reversal():
-    sde = verify(dict(MIX1, sampler="sde", grid=800, n_steps=400), "grid")
-    ode = verify(dict(MIX1, sampler="ode", grid=800, n_steps=400), "grid")
+    sde = verify(dict(MIX1, sampler="sde"), "grid")  # defaults: 400 cells, 100 steps (+ Richardson)
+    ode = verify(dict(MIX1, sampler="ode"), "grid")
     rev = verify(dict(MIX1, sampler="sde"), "reversal")
-    assert sde["relative_residual"] <= 1e-3 and ode["relative_residual"] <= 1e-3
+    assert sde["relative_residual"] <= 1e-4 and ode["relative_residual"] <= 1e-4
     assert sde["mass_error"] <= 1e-8 and ode["mass_error"] <= 1e-8
     assert rev["relative_residual"] <= 1e-3
-    assert abs(sde["kl_end"] - rev["kl_end"]) <= 1e-3 * rev["kl_start"]
+    assert abs(sde["kl_end"] - rev["kl_end"]) <= 1e-4 * rev["kl_start"]
     assert np.all(np.diff(sde["kl"]) <= 1e-9)
+    # whole path: the grid KL against the independent time-reversal quadrature at the grid's own output times
+    cfg = config_from_dict(dict(MIX1, sampler="sde"))
+    times = np.array(sde["times"])[::5]
+    rv = reversal_quadrature(cfg.schedule, cfg.data, cfg.edited, cfg.t0, cfg.t_end, times=times)
+    assert np.max(np.abs(np.array(sde["kl"])[::5] - rv.kl)) <= 1e-3 * rv.kl_start
 
 
 MIX2 = {"schedule": {"kind": "vp-linear"},
@@ -69,13 +74,14 @@ MIX2 = {"schedule": {"kind": "vp-linear"},
 
 @pytest.mark.slow
 def test_mixture_2d_identity_and_reversal():
-    sde = verify(dict(MIX2, sampler="sde", grid=[150, 150], n_steps=200), "grid")
-    ode = verify(dict(MIX2, sampler="ode", grid=[150, 150], n_steps=150), "grid")
-    rev = verify(dict(MIX2, sampler="sde", n_steps=12), "reversal")
-    # KNOWN GAP: 2-D mixtures at 150^2 reach ~1e-2 relative, not the issue's 1e-3 (see docs/theory.md)
-    assert sde["relative_residual"] <= 1e-2 and ode["relative_residual"] <= 1e-2
-    assert sde["mass_error"] <= 1e-8
-    assert abs(sde["kl_end"] - rev["kl_end"]) <= 1e-2 * rev["kl_start"]
+    sde = verify(dict(MIX2, sampler="sde", grid=[120, 120], n_steps=40), "grid")
+    ode = verify(dict(MIX2, sampler="ode", grid=[120, 120], n_steps=20), "grid")
+    cfg = config_from_dict(dict(MIX2, sampler="sde"))
+    rev = reversal_quadrature(cfg.schedule, cfg.data, cfg.edited, cfg.t0, cfg.t_end, times=np.array(sde["times"])[::5],
+                              n_outer=24, n_inner=24)
+    assert sde["relative_residual"] <= 1e-3 and ode["relative_residual"] <= 1e-3
+    assert sde["mass_error"] <= 1e-8 and ode["mass_error"] <= 1e-8
+    assert np.max(np.abs(np.array(sde["kl"])[::5] - rev.kl)) <= 1e-3 * rev.kl_start
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
@@ -94,17 +100,19 @@ def test_reversal_quadrature_vs_gaussian(d):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("d", [4, 8])
-def test_reversal_monte_carlo_vs_gaussian_near_t0(d):
+def test_reversal_monte_carlo_vs_gaussian_whole_path(d):
+    """Importance-sampled inner expectation. KNOWN LIMIT: log of a finite inner average is biased low (Jensen),
+    so the bound is the outer Monte Carlo band plus 3% of KL(t0); the bias shrinks as n_inner grows."""
     rng = np.random.default_rng(d)
     A = rng.normal(size=(d, d)) * 0.2
     Cp = A @ A.T + 0.3 * np.eye(d)
     mq = rng.normal(size=d) * 0.3
     sch = VPLinear()
-    times = np.array([0.5, 0.49, 0.45])
-    ex = gaussian_path(sch, np.zeros(d), Cp, mq, 0.6 * np.eye(d), 0.5, 0.45, "sde", times=times)
-    r = reversal_monte_carlo(sch, gaussian(np.zeros(d), Cp), gaussian(mq, 0.6 * np.eye(d)), 0.5, 0.45,
-                             times=times, n_outer=1500, n_inner=1000)
-    assert np.all(np.abs(r.kl - ex.kl) <= 4 * r.kl_band + 0.02 * ex.kl_start)
+    ex = gaussian_path(sch, np.zeros(d), Cp, mq, 0.6 * np.eye(d), 0.5, 0.01, "sde", n_times=6)
+    r = reversal_monte_carlo(sch, gaussian(np.zeros(d), Cp), gaussian(mq, 0.6 * np.eye(d)), 0.5, 0.01,
+                             times=ex.times, n_outer=4000, n_inner=256, seed=d)
+    assert np.all(np.abs(r.kl - ex.kl) <= 4 * r.kl_band + 0.03 * ex.kl_start)
+    assert np.all(r.kl_band <= 0.06 * ex.kl_start)
 
 
 def test_particles_ode_within_band():
