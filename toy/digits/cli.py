@@ -1,0 +1,113 @@
+"""``python -m toy digits {inpaint,translate,diffedit,drag,all,train,train-classifier} ...`` (also ``python -m toy.digits``)."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["add_parser", "build_parser", "main", "EXPERIMENTS"]
+
+EXPERIMENTS = ("inpaint", "translate", "diffedit", "drag", "all")
+
+
+def _run(args) -> int:
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    from .experiments import make_context, run_all, run_experiment
+
+    ctx = make_context(args.model, args.quick, args.seed, args.checkpoint)
+    t0 = time.time()
+    out = Path(args.out)
+    if args.experiment == "all":
+        run_all(ctx, out)
+        print(f"digits all ({args.model}): wrote {out / 'report.json'} and {out / 'report.md'} in {time.time() - t0:.1f} s")
+    else:
+        run_experiment(args.experiment, ctx, out)
+        print(f"digits {args.experiment} ({args.model}): wrote {out / (args.experiment + '.json')} in {time.time() - t0:.1f} s")
+    return 0
+
+
+def _train(args) -> int:
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    from .data import load_digits
+    from .learned import TrainConfig, train_unet
+    from .mixture import build_mixture
+
+    mix = build_mixture(load_digits())
+    cfg = TrainConfig(minutes=args.minutes, max_steps=args.max_steps, seed=args.seed)
+    meta = train_unet(mix, args.out, cfg, final_path=args.save)
+    print(f"trained {meta['steps']} steps in {meta['train_seconds']:.0f} s; "
+          f"score error {meta['score_error']['mean_sq_eps_error']:.4g}; wrote {Path(args.out) / 'unet_digits16.pt'}")
+    return 0
+
+
+def _train_classifier(args) -> int:
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    from .data import load_digits
+    from .metrics import train_classifier
+    from .mixture import build_mixture
+
+    data = load_digits()
+    train, test = data.split()
+    mix = build_mixture(data)
+    g = torch.Generator().manual_seed(1)
+    xs, k = mix.sample(4500, g, return_components=True)
+    net, _ = train_classifier(train.images, train.labels, epochs=args.epochs, extra=(xs, mix.labels[k]), path=args.save)
+    acc = float((net(test.images).argmax(1) == test.labels).float().mean())
+    print(f"classifier: held-out accuracy {acc:.3f}; wrote {args.save}")
+    return 0
+
+
+def _add_commands(sub) -> None:
+    for name in EXPERIMENTS:
+        p = sub.add_parser(name, help=f"digits experiment: {name}")
+        p.add_argument("--quick", action="store_true", help="small, fast settings")
+        p.add_argument("--model", choices=("exact", "learned"), default="exact")
+        p.add_argument("--checkpoint", help="learned UNet checkpoint (default: packaged toy/digits/data/unet_digits16.pt)")
+        p.add_argument("--out", type=Path, required=True)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--threads", type=int, default=1)
+        p.set_defaults(func=_run, experiment=name)
+    p = sub.add_parser("train", help="train the learned UNet on mixture samples (CPU, wall-clock budget)")
+    p.add_argument("--minutes", type=float, default=14.0)
+    p.add_argument("--max-steps", type=int, default=100_000)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--save", help="also write the final fp16 EMA checkpoint here")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=_train)
+    p = sub.add_parser("train-classifier", help="train the digit CNN used for Fréchet distances")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--save", default=str(Path(__file__).parent / "data" / "classifier16.pt"))
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=_train_classifier)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``digits`` with its sub-commands on the ``python -m toy`` parser."""
+    p = subparsers.add_parser("digits", help="pixel-space digits test bed with an exact model (issue 6)")
+    sub = p.add_subparsers(dest="digits_command", required=True)
+    _add_commands(sub)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m toy.digits", description="Digits test bed: SDE vs ODE editing.")
+    _add_commands(parser.add_subparsers(dest="digits_command", required=True))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
