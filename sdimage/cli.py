@@ -1,0 +1,297 @@
+"""``python -m sdimage <command>``: make-tiny-model, inpaint, translate, diffedit, reconstruct (+ drag commands
+from ``sdimage.drag_cli`` when that module exists).
+
+Bad input raises :class:`SdImageError`; :func:`main` prints it as ONE line on stderr and exits with status 2,
+before anything is written (outputs are written atomically at the very end).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+from .errors import SdImageError
+
+__all__ = ["main", "build_parser", "add_model_args", "add_sampling_args", "pipeline_from_args", "check_out_path",
+           "check_input_file"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse's default prints the whole usage block)
+        self.exit(2, f"error: {message} (see `python -m sdimage {self.prog.split()[-1]} --help`)\n")
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """--model/--device/--dtype and the memory switches (shared by every task command, drag included)."""
+    g = p.add_argument_group("model")
+    g.add_argument("--model", required=True, help="local diffusers folder (with model_index.json) or a hub id")
+    g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    g.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "float64"])
+    g.add_argument("--attention-slicing", action="store_true")
+    g.add_argument("--vae-slicing", action="store_true")
+    g.add_argument("--vae-tiling", action="store_true")
+    g.add_argument("--cpu-offload", action="store_true", help="model CPU offload (accelerate; needs CUDA)")
+
+
+def add_sampling_args(p: argparse.ArgumentParser, steps: int = 50, guidance: float = 7.5, sampler: str = "sde") -> None:
+    g = p.add_argument_group("sampling")
+    g.add_argument("--sampler", choices=["ode", "sde"], default=sampler, help=f"ODE or SDE (default {sampler})")
+    g.add_argument("--steps", type=int, default=steps, help=f"number of steps of the full schedule (default {steps})")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--guidance", type=float, default=guidance, help=f"classifier-free guidance (default {guidance})")
+    g.add_argument("--out", required=True, help="output PNG; a JSON with the same stem is written beside it")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--strict-size", action="store_true",
+                   help="error (instead of resizing down) when the image size is not divisible by the VAE factor")
+    g.add_argument("--size", type=int, nargs="+", metavar="N",
+                   help="resize the input first: one int (square) or WIDTH HEIGHT")
+
+
+def check_input_file(path: str, what: str, image: bool = True) -> None:
+    """Exists, is a file and (``image``: the default) is readable by PIL: checked before any model is loaded."""
+    p = Path(path)
+    if not p.exists():
+        raise SdImageError(f"{what} file {path!r} does not exist")
+    if not p.is_file():
+        raise SdImageError(f"{what} path {path!r} is not a file")
+    if not image:
+        return
+    from PIL import Image
+
+    try:
+        with Image.open(p) as im:
+            im.verify()
+    except Exception as err:
+        raise SdImageError(f"cannot read {what} {path!r}: {err}") from None
+
+
+def check_out_path(out: str) -> Path:
+    p = Path(out)
+    if p.suffix.lower() != ".png":
+        raise SdImageError(f"--out must end in .png, got {out!r}")
+    if p.exists() and p.is_dir():
+        raise SdImageError(f"--out {out!r} is a directory")
+    return p
+
+
+def pipeline_from_args(args):
+    from .loading import load_pipeline
+
+    return load_pipeline(args.model, device=args.device, dtype=args.dtype, attention_slicing=args.attention_slicing,
+                         vae_slicing=args.vae_slicing, vae_tiling=args.vae_tiling, cpu_offload=args.cpu_offload)
+
+
+def _size(args):
+    s = getattr(args, "size", None)
+    if not s:
+        return None
+    if len(s) > 2:
+        raise SdImageError("--size takes one int (square) or WIDTH HEIGHT")
+    return s[0] if len(s) == 1 else (s[0], s[1])
+
+
+def _check_common(args) -> None:
+    if args.steps < 1:
+        raise SdImageError(f"--steps must be >= 1, got {args.steps}")
+    if hasattr(args, "t0") and args.t0 is not None and not 0.0 < args.t0 <= 1.0:
+        raise SdImageError(f"--t0 must be in (0, 1], got {args.t0}")
+    if getattr(args, "eta", None) is not None and args.eta < 0:
+        raise SdImageError(f"--eta must be >= 0, got {args.eta}")
+    check_out_path(args.out)
+    check_input_file(args.image, "image")
+
+
+def _load_image(args, pipe):
+    from .latents import load_image, vae_factor
+
+    return load_image(args.image, size=_size(args), multiple=vae_factor(pipe), strict=args.strict_size)
+
+
+def _meta(args, info: dict) -> dict:
+    from .runinfo import versions
+
+    params = {k: v for k, v in vars(args).items() if k != "func"}
+    return {"command": args.command, "model": args.model, "params": params, **info, "versions": versions()}
+
+
+def _finish(args, image, info) -> int:
+    from .runinfo import write_outputs
+
+    png, js = write_outputs(image, args.out, _meta(args, info))
+    print(f"wrote {png} and {js} (NFE {info.get('nfe')}, {info.get('wall_s', 0):.2f} s)")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------- commands
+def _cmd_make_tiny(args) -> int:
+    from .tiny import save_tiny_model
+
+    d = Path(args.dir)
+    if d.exists() and any(d.iterdir()) and not args.force:
+        raise SdImageError(f"{args.dir!r} exists and is not empty (pass --force to overwrite)")
+    save_tiny_model(d, seed=args.seed, inpaint=args.inpaint,
+                    prediction_type="v_prediction" if args.v_prediction else "epsilon")
+    print(f"wrote tiny {'inpainting ' if args.inpaint else ''}model to {d}")
+    return 0
+
+
+def _cmd_inpaint(args) -> int:
+    from . import tasks
+    from .latents import load_mask
+
+    _check_common(args)
+    check_input_file(args.mask, "mask")
+    if args.strength is not None and not 0.0 < args.strength <= 1.0:
+        raise SdImageError(f"--strength must be in (0, 1], got {args.strength}")
+    pipe = pipeline_from_args(args)
+    image = _load_image(args, pipe)
+    mask = load_mask(args.mask, image, resize=args.resize_mask)
+    out, info = tasks.inpaint(pipe, image, mask, args.prompt, sampler=args.sampler, solver=args.solver,
+                              order=args.order, eta=args.eta, steps=args.steps, guidance=args.guidance,
+                              negative_prompt=args.negative_prompt, seed=args.seed, strength=args.strength,
+                              renoise=args.renoise, progress=not args.no_progress)
+    return _finish(args, out, info)
+
+
+def _cmd_translate(args) -> int:
+    from . import tasks
+
+    _check_common(args)
+    pipe = pipeline_from_args(args)
+    image = _load_image(args, pipe)
+    out, info = tasks.translate(pipe, image, args.prompt, t0=args.t0, sampler=args.sampler, solver=args.solver,
+                                order=args.order, eta=args.eta, steps=args.steps, guidance=args.guidance,
+                                negative_prompt=args.negative_prompt, seed=args.seed, progress=not args.no_progress)
+    return _finish(args, out, info)
+
+
+def _cmd_diffedit(args) -> int:
+    from . import tasks
+    from .latents import load_mask
+
+    _check_common(args)
+    if args.mask is not None:
+        check_input_file(args.mask, "mask")
+    if args.mask_draws < 1:
+        raise SdImageError(f"--mask-draws must be >= 1, got {args.mask_draws}")
+    pipe = pipeline_from_args(args)
+    image = _load_image(args, pipe)
+    mask = load_mask(args.mask, image, resize=args.resize_mask) if args.mask else None
+    out, info = tasks.diffedit(pipe, image, args.source_prompt, args.target_prompt, t0=args.t0, sampler=args.sampler,
+                               steps=args.steps, guidance=args.guidance, seed=args.seed, mask=mask,
+                               mask_draws=args.mask_draws, mask_t0=args.mask_t0, progress=not args.no_progress)
+    return _finish(args, out, info)
+
+
+def _cmd_reconstruct(args) -> int:
+    from . import tasks
+
+    _check_common(args)
+    pipe = pipeline_from_args(args)
+    image = _load_image(args, pipe)
+    out, info = tasks.reconstruct(pipe, image, method=args.method, steps=args.steps, t0=args.t0, prompt=args.prompt,
+                                  guidance=args.guidance, seed=args.seed, progress=not args.no_progress)
+    print(f"latent max |error| {info['latent_max_abs_error']:.3e}, pixel RMSE {info['pixel_rmse']:.3e}")
+    return _finish(args, out, info)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m sdimage", description="Stable Diffusion editing with ODE or SDE samplers "
+                "(Nie et al., ICLR 2024: SDE beats ODE in diffusion-based image editing).")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("make-tiny-model", help="write a tiny random-weight SD pipeline (offline tests, smoke runs)")
+    t.add_argument("dir")
+    t.add_argument("--inpaint", action="store_true", help="9-channel inpainting UNet")
+    t.add_argument("--v-prediction", action="store_true")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    t.set_defaults(func=_cmd_make_tiny)
+
+    def solver_args(q):
+        q.add_argument("--solver", choices=["ddim", "dpmpp"], default="ddim",
+                       help="ddim: DDIM (ode) / DDPM (sde); dpmpp: DPM-Solver++ (ode) / SDE-DPM-Solver++ (sde)")
+        q.add_argument("--order", type=int, choices=[1, 2], default=2, help="DPM-Solver++ order (default 2)")
+        q.add_argument("--eta", type=float, default=None,
+                       help="DDIM eta in [0, 1] (overrides --sampler: 0 = ODE, 1 = SDE); ddim solver only")
+        q.add_argument("--negative-prompt", default="")
+
+    q = sub.add_parser("inpaint", help="inpaint the white region of --mask")
+    add_model_args(q)
+    q.add_argument("--image", required=True)
+    q.add_argument("--mask", required=True, help="white = inpaint, black = keep (thresholded at 0.5)")
+    q.add_argument("--resize-mask", action="store_true", help="resize a mask of another size (nearest neighbour)")
+    q.add_argument("--prompt", default="")
+    q.add_argument("--strength", type=float, default=1.0, help="start from this fraction of the schedule (default 1)")
+    q.add_argument("--renoise", choices=["fixed", "fresh"], default="fixed",
+                   help="known region re-noised with the initial noise (diffusers, default) or fresh noise per step")
+    solver_args(q)
+    add_sampling_args(q)
+    q.set_defaults(func=_cmd_inpaint)
+
+    q = sub.add_parser("translate", help="SDEdit image-to-image translation (and its ODE counterpart)")
+    add_model_args(q)
+    q.add_argument("--image", required=True)
+    q.add_argument("--prompt", required=True)
+    q.add_argument("--t0", type=float, default=0.5, help="noise level to start from, in (0, 1] (default 0.5)")
+    solver_args(q)
+    add_sampling_args(q)
+    q.set_defaults(func=_cmd_translate)
+
+    q = sub.add_parser("diffedit", help="DiffEdit: automatic mask, then ODE (DDIM inversion) or SDE (Cycle-SDE) edit")
+    add_model_args(q)
+    q.add_argument("--image", required=True)
+    q.add_argument("--source-prompt", required=True)
+    q.add_argument("--target-prompt", required=True)
+    q.add_argument("--t0", type=float, default=0.7, help="encode ratio in (0, 1] (default 0.7)")
+    q.add_argument("--mask", default=None, help="use this mask instead of the automatic one (white = edit)")
+    q.add_argument("--resize-mask", action="store_true")
+    q.add_argument("--mask-draws", type=int, default=10, help="noise draws averaged for the mask (default 10)")
+    q.add_argument("--mask-t0", type=float, default=0.5, help="noise level of the mask estimate (default 0.5)")
+    add_sampling_args(q)
+    q.set_defaults(func=_cmd_diffedit)
+
+    q = sub.add_parser("reconstruct", help="encode + decode with Cycle-SDE or DDIM inversion; reports the error")
+    add_model_args(q)
+    q.add_argument("--image", required=True)
+    q.add_argument("--method", choices=["cycle-sde", "ddim-inversion"], default="cycle-sde")
+    q.add_argument("--prompt", default="")
+    q.add_argument("--t0", type=float, default=1.0, help="invert up to this noise level (default 1)")
+    add_sampling_args(q, guidance=1.0)
+    q.set_defaults(func=_cmd_reconstruct)
+
+    try:
+        from . import drag_cli
+    except ModuleNotFoundError as err:
+        if err.name != f"{__package__}.drag_cli":
+            raise
+    else:
+        drag_cli.add_parsers(sub)
+    return p
+
+
+def _one_line_warnings(message, category, filename, lineno, file=None, line=None):
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        from .latents import SdImageWarning
+
+        warnings.simplefilter("always", SdImageWarning)
+        old = warnings.showwarning
+        warnings.showwarning = _one_line_warnings
+        try:
+            return int(args.func(args) or 0)
+        except SdImageError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            return 130
+        finally:
+            warnings.showwarning = old

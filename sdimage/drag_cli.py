@@ -1,0 +1,187 @@
+"""``python -m sdimage drag`` and ``python -m sdimage dragbench`` (registered by :mod:`sdimage.cli`).
+
+Every input check runs before the model is loaded and before anything is written; errors are
+:class:`SdImageError` (one line on stderr, exit status 2 via ``sdimage.cli.main``).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .errors import SdImageError
+
+__all__ = ["add_parsers", "parse_point", "config_from_args"]
+
+
+def parse_point(text: str) -> tuple[int, int]:
+    """'X,Y' (image pixels, integers) → (x, y)."""
+    parts = str(text).replace(" ", "").split(",")
+    if len(parts) != 2:
+        raise SdImageError(f"point {text!r} must be X,Y (two integers, image pixels)")
+    try:
+        return int(parts[0]), int(parts[1])
+    except ValueError:
+        raise SdImageError(f"point {text!r} must be X,Y (two integers, image pixels)") from None
+
+
+def _drag_params(q: argparse.ArgumentParser) -> None:
+    from .drag import DragConfig
+
+    d = DragConfig()
+    g = q.add_argument_group("SDE-Drag parameters (defaults: the official DragBench script)")
+    g.add_argument("--sampler", choices=["sde", "ode"], default="sde", help="SDE-Drag (Cycle-SDE) or ODE-Drag (DDIM)")
+    g.add_argument("--steps", type=int, default=d.steps, help=f"steps of the full schedule (default {d.steps})")
+    g.add_argument("--t0", type=float, default=d.t0, help=f"copy-and-paste time as a fraction (default {d.t0})")
+    g.add_argument("--guidance", type=float, default=d.guidance_max, help="CFG at t0 (default 3), ramped linearly")
+    g.add_argument("--guidance-min", type=float, default=d.guidance_min, help="CFG at t -> 0 (default 1)")
+    g.add_argument("--step-size", type=float, default=d.step_size, help="latent px per drag operation (default 2)")
+    g.add_argument("--r", type=int, default=d.r, help="patch half-size in latent px (default 5)")
+    g.add_argument("--alpha", type=float, default=d.alpha, help="target = alpha * source patch (default 1.1)")
+    g.add_argument("--beta", type=float, default=d.beta, help="source = beta * patch + sqrt(1-beta^2) * noise (0.3)")
+    g.add_argument("--lora-steps", type=int, default=d.lora_steps, help="LoRA fine-tuning steps, 0 = off (100)")
+    g.add_argument("--lora-rank", type=int, default=d.lora_rank)
+    g.add_argument("--lora-lr", type=float, default=d.lora_lr)
+    g.add_argument("--lora-scale-min", type=float, default=d.lora_scale_min, help="LoRA scale at t0 (default 0.5)")
+    g.add_argument("--lora-cache", default=None, help="LoRA cache folder (default $SDIMAGE_CACHE or ~/.cache/sdimage)")
+    g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--negative-prompt", default="")
+    g.add_argument("--no-progress", action="store_true")
+
+
+def config_from_args(args):
+    from .drag import DragConfig
+
+    return DragConfig(
+        steps=args.steps, t0=args.t0, guidance_min=args.guidance_min, guidance_max=args.guidance,
+        step_size=args.step_size, r=args.r, alpha=args.alpha, beta=args.beta, lora_steps=args.lora_steps,
+        lora_rank=args.lora_rank, lora_lr=args.lora_lr, lora_scale_min=args.lora_scale_min, seed=args.seed,
+        lora_cache_dir=args.lora_cache,
+    ).validate()
+
+
+def add_parsers(sub) -> None:
+    from .cli import add_model_args
+
+    q = sub.add_parser("drag", help="SDE-Drag / ODE-Drag: move --source points to --target points")
+    add_model_args(q)
+    q.add_argument("--image", required=True)
+    q.add_argument("--mask", default=None, help="white = editable; outside it the image is kept (default: all)")
+    q.add_argument("--resize-mask", action="store_true", help="resize a mask of another size (nearest neighbour)")
+    q.add_argument("--source", action="append", default=[], metavar="X,Y", help="handle point (repeat for several)")
+    q.add_argument("--target", action="append", default=[], metavar="X,Y", help="target point (same order)")
+    q.add_argument("--prompt", required=True)
+    q.add_argument("--out", required=True, help="output PNG; the JSON is written beside it")
+    q.add_argument("--save-intermediates", default=None, metavar="DIR",
+                   help="write the image after every drag operation and trajectory.gif to DIR")
+    _drag_params(q)
+    q.set_defaults(func=_cmd_drag)
+
+    q = sub.add_parser("dragbench", help="run (and evaluate) SDE-Drag / ODE-Drag on a DragBench folder; resumable")
+    add_model_args(q)
+    q.add_argument("--root", required=True, help="DragBench root (either layout, see docs/drag.md)")
+    q.add_argument("--out", required=True, help="output folder: <sample>.png + .json per sample, metrics.json")
+    q.add_argument("--evaluate", action="store_true", help="compute Image Fidelity and Mean Distance afterwards")
+    q.add_argument("--eval-only", action="store_true", help="evaluate the existing results in --out, drag nothing")
+    q.add_argument("--lpips-weights", default=None, metavar="DIR",
+                   help="folder with alexnet-owt-7be5be79.pth and alex.pth (default $SDIMAGE_LPIPS_DIR, torch hub)")
+    q.add_argument("--dift-model", default=None, metavar="M",
+                   help="diffusers SD model for DIFT features (the papers use SD-2.1); required by --evaluate")
+    q.add_argument("--dift-t", type=int, default=261)
+    q.add_argument("--dift-up-index", type=int, default=1)
+    q.add_argument("--dift-ensemble", type=int, default=8)
+    _drag_params(q)
+    q.set_defaults(func=_cmd_dragbench)
+
+
+def _meta(args, info: dict) -> dict:
+    params = {k: v for k, v in vars(args).items() if k != "func"}
+    return {"command": args.command, "params": params, **info}
+
+
+def _cmd_drag(args) -> int:
+    from .cli import check_input_file, check_out_path, pipeline_from_args
+    from .drag import drag, validate_points
+    from .latents import load_image, load_mask
+    from .runinfo import write_outputs
+
+    out = check_out_path(args.out)
+    check_input_file(args.image, "image")
+    sources = [parse_point(p) for p in args.source]
+    targets = [parse_point(p) for p in args.target]
+    if not sources:
+        raise SdImageError("give at least one --source X,Y and --target X,Y")
+    if len(sources) != len(targets):
+        raise SdImageError(f"{len(sources)} --source but {len(targets)} --target points: they must pair up")
+    config = config_from_args(args)
+    image = load_image(args.image, multiple=1)
+    h, w = image.shape[-2:]
+    validate_points(sources, targets, w, h)
+    mask = None
+    if args.mask is not None:
+        check_input_file(args.mask, "mask")
+        mask = load_mask(args.mask, image, resize=args.resize_mask)
+    pipe = pipeline_from_args(args)
+    result, info = drag(pipe, image, sources, targets, args.prompt, mask=mask, sampler=args.sampler, config=config,
+                        save_intermediates=args.save_intermediates, negative_prompt=args.negative_prompt,
+                        progress=not args.no_progress)
+    info["model"] = args.model
+    png, js = write_outputs(result, out, _meta(args, info))
+    print(f"wrote {png} and {js} ({info['num_drag_ops']} drag ops, NFE {info['nfe']}, {info['wall_s']:.1f} s)")
+    return 0
+
+
+def _metric_fns(args):
+    from .metrics import DiftFeatures, load_lpips
+
+    lpips = load_lpips(args.lpips_weights, device=args.device)
+    if args.dift_model is None:
+        raise SdImageError("--evaluate needs --dift-model (a local SD-2.1 diffusers folder for DIFT features)")
+    from .loading import load_pipeline
+
+    dift_pipe = load_pipeline(args.dift_model, device=args.device, dtype=args.dtype if args.dtype != "float64" else "float32")
+    feats = DiftFeatures(dift_pipe, t=args.dift_t, up_ft_index=args.dift_up_index, ensemble=args.dift_ensemble)
+    return lpips, feats
+
+
+def _cmd_dragbench(args) -> int:
+    from .cli import pipeline_from_args
+    from .dragbench import evaluate_dragbench, find_samples, read_sample, run_dragbench
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise SdImageError(f"--out {args.out!r} exists and is not a folder")
+    config = config_from_args(args)
+    for sid, p in find_samples(args.root):  # validate every sample before any work
+        read_sample(p, sid)
+    lpips = feats = None
+    if args.evaluate or args.eval_only:
+        lpips, feats = _metric_fns(args)
+    main = True
+    if not args.eval_only:
+        try:  # under `accelerate launch`, each process takes its own GPU
+            from accelerate import PartialState
+
+            state = PartialState()
+            if state.num_processes > 1 and args.device == "cuda":
+                args.device = str(state.device)
+        except ImportError:  # pragma: no cover
+            pass
+        pipe = pipeline_from_args(args)
+        summary = run_dragbench(pipe, args.root, out, sampler=args.sampler, config=config,
+                                progress=not args.no_progress, meta={"model": args.model, "command": "dragbench"})
+        try:
+            from accelerate import PartialState
+
+            main = PartialState().is_main_process
+        except ImportError:  # pragma: no cover
+            pass
+        if main:
+            print(f"dragbench: {summary['samples']} samples, {summary['skipped']} already done, "
+                  f"{summary['ran']} dragged here -> {out}")
+    if main and (args.evaluate or args.eval_only):
+        m = evaluate_dragbench(args.root, out, lpips=lpips, features=feats, progress=not args.no_progress)
+        fid = "n/a" if m["image_fidelity"] is None else f"{m['image_fidelity']:.4f}"
+        md = "n/a" if m["mean_distance"] is None else f"{m['mean_distance']:.2f}"
+        print(f"evaluated {m['evaluated']}/{m['samples']} (missing {len(m['missing'])}): "
+              f"Image Fidelity {fid}, Mean Distance {md} px -> {out / 'metrics.json'}")
+    return 0

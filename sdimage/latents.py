@@ -1,0 +1,163 @@
+"""Images, masks and VAE latents.
+
+Resize rule: an image whose width or height is not a multiple of the VAE factor (8 for Stable Diffusion) is
+resized *down* to the nearest multiples (Lanczos) with a warning; ``strict=True`` (CLI ``--strict-size``) makes it
+an error instead.  ``size`` (an int for a square, or (width, height)) resizes first (Lanczos), then the rule applies.
+
+Mask rule: the mask is read as grayscale, scaled to [0, 1] and thresholded at 0.5 (pixel value >= 128 → 1).
+White (1) = the region to edit / inpaint, black (0) = keep.  A mask with values other than 0 and 255 gets a
+warning saying how many pixels were thresholded.  A mask whose size differs from the image is an error unless
+``resize=True`` (CLI ``--resize-mask``), which resizes it to the image size with nearest-neighbour sampling first.
+Masks reach the latent grid by nearest-neighbour downsampling (as diffusers' inpainting pipeline).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .errors import SdImageError
+
+__all__ = [
+    "SdImageWarning", "load_image", "load_mask", "mask_to_latent", "encode", "decode", "save_image", "to_pil",
+    "vae_factor",
+]
+
+
+class SdImageWarning(UserWarning):
+    """A note for the user about something that was adjusted (resized image or mask, thresholded mask)."""
+
+
+def vae_factor(pipe) -> int:
+    return int(getattr(pipe, "vae_scale_factor", 2 ** (len(pipe.vae.config.block_out_channels) - 1)))
+
+
+def _open(path, mode: str, what: str):
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.exists():
+        raise SdImageError(f"{what} file {str(p)!r} does not exist")
+    if not p.is_file():
+        raise SdImageError(f"{what} path {str(p)!r} is not a file")
+    try:
+        with Image.open(p) as im:
+            im.load()
+            if what == "mask" and im.mode in ("RGBA", "LA"):
+                im = im.convert("RGB" if im.mode == "RGBA" else "L")
+            return im.convert(mode)
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise SdImageError(f"cannot read {what} {str(p)!r}: {err}") from None
+
+
+def load_image(path, size: int | tuple[int, int] | None = None, multiple: int = 8, strict: bool = False) -> Tensor:
+    """RGB image as a float32 tensor [1, 3, H, W] in [-1, 1] (resize rule in the module docstring)."""
+    from PIL import Image
+
+    im = _open(path, "RGB", "image")
+    if size is not None:
+        w, h = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        if w < 1 or h < 1:
+            raise SdImageError(f"image size must be positive, got {w}x{h}")
+        im = im.resize((w, h), Image.LANCZOS)
+    w, h = im.size
+    if w % multiple or h % multiple:
+        nw, nh = w - w % multiple, h - h % multiple
+        if strict or nw == 0 or nh == 0:
+            raise SdImageError(
+                f"image {str(path)!r} is {w}x{h}, not divisible by the VAE factor {multiple}"
+                + ("" if nw and nh else " and too small to resize") + (f"; drop --strict-size to resize it to {nw}x{nh}" if nw and nh else "")
+            )
+        warnings.warn(f"image {w}x{h} is not divisible by {multiple}; resized to {nw}x{nh}", SdImageWarning, stacklevel=2)
+        im = im.resize((nw, nh), Image.LANCZOS)
+    arr = np.asarray(im, dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def load_mask(path, like_image: Tensor, resize: bool = False) -> Tensor:
+    """Binary mask [1, 1, H, W] (float32 in {0, 1}, 1 = edit) matching ``like_image``'s size (rules in module docstring)."""
+    from PIL import Image
+
+    im = _open(path, "L", "mask")
+    h, w = like_image.shape[-2:]
+    if im.size != (w, h):
+        if not resize:
+            raise SdImageError(
+                f"mask {str(path)!r} is {im.size[0]}x{im.size[1]} but the image is {w}x{h}; "
+                "it is not resized unless you pass --resize-mask (nearest neighbour)"
+            )
+        warnings.warn(f"mask {im.size[0]}x{im.size[1]} resized to {w}x{h} (nearest neighbour)", SdImageWarning, stacklevel=2)
+        im = im.resize((w, h), Image.NEAREST)
+    arr = np.asarray(im, dtype=np.uint8)
+    grey = int(np.count_nonzero((arr != 0) & (arr != 255)))
+    if grey:
+        warnings.warn(
+            f"mask is not binary ({grey} of {arr.size} pixels neither 0 nor 255); thresholded at 0.5 (>= 128 = edit)",
+            SdImageWarning, stacklevel=2,
+        )
+    m = (arr.astype(np.float32) / 255.0 >= 0.5).astype(np.float32)
+    return torch.from_numpy(m)[None, None]
+
+
+def mask_to_latent(mask: Tensor, latent_hw: tuple[int, int]) -> Tensor:
+    """Nearest-neighbour downsampling of a [1, 1, H, W] pixel mask to the latent grid (as diffusers' inpainting)."""
+    return F.interpolate(mask.float(), size=tuple(latent_hw), mode="nearest")
+
+
+def _device(pipe):
+    return getattr(pipe, "_execution_device", None) or pipe.device
+
+
+@torch.no_grad()
+def encode(pipe, image: Tensor, generator: torch.Generator | None = None, sample: bool = False) -> Tensor:
+    """VAE latents × ``vae.config.scaling_factor``: the latent distribution's mean, or a sample when ``sample``."""
+    vae = pipe.vae
+    dist = vae.encode(image.to(device=_device(pipe), dtype=vae.dtype)).latent_dist
+    z = dist.sample(generator=generator) if sample else dist.mean
+    shift = getattr(vae.config, "shift_factor", None)
+    if shift is not None:
+        z = z - shift
+    return z * vae.config.scaling_factor
+
+
+@torch.no_grad()
+def decode(pipe, latents: Tensor) -> Tensor:
+    """Decoded image [B, 3, H, W] in [-1, 1] (float32, on the VAE's device)."""
+    vae = pipe.vae
+    z = latents.to(device=_device(pipe), dtype=vae.dtype) / vae.config.scaling_factor
+    shift = getattr(vae.config, "shift_factor", None)
+    if shift is not None:
+        z = z + shift
+    return vae.decode(z).sample.float().clamp(-1, 1)
+
+
+def to_pil(image: Tensor):
+    """First image of a [B, 3, H, W] tensor in [-1, 1] as a PIL image."""
+    from PIL import Image
+
+    x = image.detach()[0] if image.ndim == 4 else image.detach()
+    arr = ((x.float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(arr)
+
+
+def save_image(image, path) -> Path:
+    """Write a tensor in [-1, 1] or a PIL image as PNG atomically (temp file in the same folder, then rename)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    pil = image if not isinstance(image, Tensor) else to_pil(image)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pil.save(f, format="PNG")
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return p

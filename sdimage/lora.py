@@ -1,0 +1,221 @@
+"""Per-image LoRA fine-tuning for SDE-Drag through PEFT (current diffusers APIs), cached on disk.
+
+Training (as the official SDE-Drag script, on one image): rank-r LoRA (``lora_alpha = r``, so scale 1) on the
+UNet attention projections ``to_q, to_k, to_v, to_out.0`` (Gaussian A, zero B); AdamW (lr 2e-4, weight decay
+0.01, constant lr); each step draws t uniform in [0, T), a fresh VAE posterior sample of the image latent
+(× scaling factor) and ε ~ N(0, I), and minimises the denoising
+score-matching loss ‖ε_θ(x_t, t, prompt) − ε‖² (target v for v-prediction models).  All draws come from a
+generator seeded with ``seed``.
+
+Cache: ``<cache_dir>/<key>/pytorch_lora_weights.safetensors`` (+ ``lora.json``), key = SHA-256 of the image
+pixels, prompt, LoRA parameters and a fingerprint of the base UNet.  A cached adapter is loaded instead of
+retrained.  Freshly trained weights are saved, then loaded back from disk, so the first and every later drag use
+byte-identical adapters.  The cache folder is written atomically (temp folder, then rename).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .errors import SdImageError
+
+__all__ = [
+    "ADAPTER_NAME",
+    "TARGET_MODULES",
+    "default_cache_dir",
+    "unet_fingerprint",
+    "lora_cache_key",
+    "train_lora",
+    "ensure_lora",
+    "remove_lora",
+]
+
+ADAPTER_NAME = "sdedrag"
+TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
+WEIGHT_NAME = "pytorch_lora_weights.safetensors"
+
+
+def default_cache_dir() -> Path:
+    """$SDIMAGE_CACHE/drag_lora, else $XDG_CACHE_HOME/sdimage/drag_lora, else ~/.cache/sdimage/drag_lora."""
+    if os.environ.get("SDIMAGE_CACHE"):
+        return Path(os.environ["SDIMAGE_CACHE"]) / "drag_lora"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "sdimage" / "drag_lora"
+
+
+@torch.no_grad()
+def unet_fingerprint(unet) -> str:
+    """Cheap identity of the base UNet: its config plus the bytes of conv_in/conv_out weights (LoRA-free layers)."""
+    h = hashlib.sha256(json.dumps(dict(unet.config), sort_keys=True, default=str).encode())
+    for name in ("conv_in", "conv_out"):
+        w = getattr(unet, name).weight.detach().float().cpu().contiguous()
+        h.update(w.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def lora_cache_key(image: Tensor, prompt: str, params: dict[str, Any], unet) -> str:
+    h = hashlib.sha256()
+    t = image.detach().float().cpu().contiguous()
+    h.update(t.numpy().tobytes())
+    h.update(str(tuple(t.shape)).encode())
+    h.update(json.dumps({"prompt": prompt, **params, "unet": unet_fingerprint(unet)}, sort_keys=True).encode())
+    return h.hexdigest()[:32]
+
+
+def remove_lora(pipe, adapter_name: str = ADAPTER_NAME) -> None:
+    """Delete the drag adapter from the UNet if present (the pipeline is back to its base weights)."""
+    unet = pipe.unet
+    if adapter_name in getattr(unet, "peft_config", {}):
+        unet.delete_adapters(adapter_name)
+
+
+def train_lora(
+    pipe,
+    latent: Tensor,
+    prompt_embeds: Tensor,
+    steps: int = 100,
+    rank: int = 4,
+    lr: float = 2e-4,
+    seed: int = 1234,
+    batch_size: int = 1,
+    adapter_name: str = ADAPTER_NAME,
+    progress: bool = False,
+    latent_std: Tensor | None = None,
+) -> list[float]:
+    """Add a LoRA adapter to ``pipe.unet`` and train it on ``latent`` (the image's VAE latent).  Returns the losses.
+
+    With ``latent_std`` (the VAE posterior's std × scaling factor) every step uses a fresh posterior sample
+    ``latent + latent_std · n`` as the official script does; otherwise the fixed ``latent``.
+    """
+    from peft import LoraConfig
+    from tqdm.auto import tqdm
+
+    unet = pipe.unet
+    remove_lora(pipe, adapter_name)
+    unet.requires_grad_(False)
+    unet.add_adapter(
+        LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=list(TARGET_MODULES)),
+        adapter_name=adapter_name,
+    )
+    unet.set_adapter(adapter_name)
+    params = [p for n, p in unet.named_parameters() if "lora_" in n and adapter_name in n]
+    for p in params:  # LoRA weights train in float32 even on a float16 UNet
+        p.data = p.data.float()
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=lr)
+    sched = pipe.scheduler
+    abar_all = sched.alphas_cumprod.to(torch.float64)
+    n_train = int(sched.config.num_train_timesteps)
+    vpred = sched.config.get("prediction_type", "epsilon") == "v_prediction"
+    dev, dt = unet.device, unet.dtype
+    mean = latent.to(device=dev, dtype=torch.float32)
+    std = None if latent_std is None else latent_std.to(device=dev, dtype=torch.float32)
+    emb = prompt_embeds.to(device=dev, dtype=dt)[:1].expand(batch_size, -1, -1)
+    g = torch.Generator().manual_seed(seed)
+    losses: list[float] = []
+    was_training = unet.training
+    unet.train()
+    try:
+        with torch.enable_grad():
+            for _ in tqdm(range(steps), desc="LoRA", leave=False, disable=not progress):
+                t = torch.randint(0, n_train, (batch_size,), generator=g)
+                x0 = mean
+                if std is not None:
+                    x0 = mean + std * torch.randn(mean.shape, generator=g).to(dev)
+                eps = torch.randn((batch_size, *mean.shape[1:]), generator=g).to(dev)
+                a = abar_all[t].sqrt().float().view(-1, 1, 1, 1).to(dev)
+                s = (1 - abar_all[t]).sqrt().float().view(-1, 1, 1, 1).to(dev)
+                xt = a * x0 + s * eps
+                target = a * eps - s * x0 if vpred else eps
+                pred = unet(xt.to(dt), t.to(dev), encoder_hidden_states=emb, return_dict=False)[0]
+                loss = torch.nn.functional.mse_loss(pred.float(), target)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+    finally:
+        unet.train(was_training)
+        unet.requires_grad_(False)
+    if any(l != l for l in losses):
+        raise SdImageError("LoRA training diverged (NaN loss); try --dtype float32 or fewer --lora-steps")
+    return losses
+
+
+def ensure_lora(
+    pipe,
+    latent: Tensor,
+    image: Tensor,
+    prompt: str,
+    prompt_embeds: Tensor,
+    steps: int = 100,
+    rank: int = 4,
+    lr: float = 2e-4,
+    seed: int = 1234,
+    batch_size: int = 1,
+    cache_dir: str | os.PathLike | None = None,
+    adapter_name: str = ADAPTER_NAME,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Load the cached LoRA for (image, prompt, params, base UNet) into ``pipe.unet``, training it first if absent.
+
+    Returns ``{"cached": bool, "path": str, "key": str, "train_s": float, "final_loss": float | None}``.
+    """
+    params = {"steps": steps, "rank": rank, "lr": lr, "seed": seed, "batch_size": batch_size,
+              "target_modules": TARGET_MODULES}
+    unet = pipe.unet
+    remove_lora(pipe, adapter_name)
+    key = lora_cache_key(image, prompt, params, unet)
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = root / key
+    info: dict[str, Any] = {"key": key, "path": str(folder), "cached": True, "train_s": 0.0, "final_loss": None}
+    if not (folder / WEIGHT_NAME).is_file():
+        info["cached"] = False
+        t = time.perf_counter()
+        latent_std = None
+        if image is not None and getattr(pipe, "vae", None) is not None:
+            vae = pipe.vae
+            with torch.no_grad():
+                dist = vae.encode(image.to(device=vae.device, dtype=vae.dtype)).latent_dist
+            latent_std = dist.std.float() * vae.config.scaling_factor
+        losses = train_lora(pipe, latent, prompt_embeds, steps, rank, lr, seed, batch_size, adapter_name, progress,
+                            latent_std)
+        info["train_s"] = time.perf_counter() - t
+        info["final_loss"] = losses[-1] if losses else None
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
+        try:
+            from diffusers.utils import logging as dlogging
+
+            level = dlogging.get_verbosity()
+            dlogging.set_verbosity_error()  # silence a spurious "modules kept in float32: []" note from .to()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    unet.save_lora_adapter(str(tmp), adapter_name=adapter_name, upcast_before_saving=False)
+            finally:
+                dlogging.set_verbosity(level)
+            (tmp / "lora.json").write_text(json.dumps({"prompt": prompt, **params, "losses": losses}, indent=2))
+            try:
+                os.replace(tmp, folder)
+            except OSError:  # another process finished the same key first: keep theirs
+                pass
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        remove_lora(pipe, adapter_name)
+    try:
+        unet.load_lora_adapter(str(folder), prefix=None, adapter_name=adapter_name, weight_name=WEIGHT_NAME)
+    except Exception as err:  # noqa: BLE001 - a corrupt cache entry
+        raise SdImageError(f"cannot load cached LoRA {folder}: {err}; delete that folder to retrain") from None
+    unet.set_adapter(adapter_name)
+    return info

@@ -1,0 +1,143 @@
+"""Run metadata: wall time, peak memory, package versions, and atomic PNG + JSON output."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["RunTimer", "versions", "peak_rss_bytes", "write_outputs", "write_json_atomic"]
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the packages that decide the numbers."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in ("sde-beats-ode", "torch", "diffusers", "transformers", "accelerate", "peft", "numpy", "safetensors", "pillow"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    if torch.cuda.is_available():
+        out["cuda"] = str(torch.version.cuda)
+    return out
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far (Linux reports KiB, macOS bytes)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(r if sys.platform == "darwin" else r * 1024)
+
+
+@dataclass
+class RunTimer:
+    """Context manager: ``wall_s`` and ``peak_memory_bytes`` of the enclosed block.
+
+    On CUDA the peak is ``torch.cuda.max_memory_allocated`` (reset on entry: exact for the block); on CPU it is the
+    process's peak RSS (a lifetime high-water mark: it includes everything loaded before the block).
+    """
+
+    device: str | torch.device = "cpu"
+    wall_s: float = 0.0
+    peak_memory_bytes: int = 0
+    memory_kind: str = ""
+    _t0: float = field(default=0.0, repr=False)
+
+    def _cuda(self) -> bool:
+        return str(self.device).startswith("cuda") and torch.cuda.is_available()
+
+    def __enter__(self) -> "RunTimer":
+        if self._cuda():
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._cuda():
+            torch.cuda.synchronize(self.device)
+            self.peak_memory_bytes = int(torch.cuda.max_memory_allocated(self.device))
+            self.memory_kind = "cuda_max_memory_allocated"
+        else:
+            self.peak_memory_bytes = peak_rss_bytes()
+            self.memory_kind = "process_peak_rss"
+        self.wall_s = time.perf_counter() - self._t0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"wall_s": round(self.wall_s, 4), "peak_memory_bytes": self.peak_memory_bytes,
+                "peak_memory_kind": self.memory_kind}
+
+
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items() if not str(k).startswith("_")}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, Path):
+        return str(v)
+    if isinstance(v, torch.Tensor) and v.numel() == 1:
+        return v.item()
+    if isinstance(v, (torch.dtype, torch.device)):
+        return str(v)
+    if hasattr(v, "item"):
+        try:
+            return v.item()
+        except Exception:
+            pass
+    return repr(v)
+
+
+def _tmp_in(p: Path) -> str:
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent))
+    os.close(fd)
+    return tmp
+
+
+def write_json_atomic(meta: dict, path: str | os.PathLike) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_in(p)
+    try:
+        Path(tmp).write_text(json.dumps(_jsonable(meta), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p
+
+
+def write_outputs(image, out_path: str | os.PathLike, meta: dict) -> tuple[Path, Path]:
+    """Write ``OUT.png`` and ``OUT.json`` (same stem) atomically: both are rendered to temp files first and renamed
+    only when both are complete, so a failure leaves neither (nor a temp file) behind."""
+    from .latents import to_pil
+
+    p = Path(out_path)
+    if p.suffix.lower() != ".png":
+        p = p.with_suffix(p.suffix + ".png") if p.suffix else p.with_suffix(".png")
+    j = p.with_suffix(".json")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp_png, tmp_json = _tmp_in(p), _tmp_in(j)
+    try:
+        pil = to_pil(image) if isinstance(image, torch.Tensor) else image
+        pil.save(tmp_png, format="PNG")
+        meta = dict(meta)
+        meta.setdefault("output", str(p))
+        Path(tmp_json).write_text(json.dumps(_jsonable(meta), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp_png, p)
+        os.replace(tmp_json, j)
+    finally:
+        for t in (tmp_png, tmp_json):
+            if os.path.exists(t):
+                os.unlink(t)
+    return p, j

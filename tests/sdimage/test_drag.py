@@ -1,0 +1,282 @@
+"""SDE-Drag / ODE-Drag core: copy-and-paste, drag-operation count, exact replay, mask reset, LoRA cache."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from sdimage.drag import (
+    DragConfig,
+    copy_paste,
+    drag,
+    drag_latents,
+    drag_path,
+    guidance_schedule,
+    lora_scale_schedule,
+    mask_to_latent,
+    num_drag_steps,
+    official_nfe,
+    patch_bounds,
+)
+from sdimage.errors import SdImageError
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_pipe):
+    return tiny_pipe  # shared, read-only
+
+
+@pytest.fixture()
+def own_pipe():
+    """A private tiny pipeline for tests that add adapters."""
+    from sdimage.tiny import make_tiny_pipeline
+
+    return make_tiny_pipeline(seed=0)
+
+
+@pytest.fixture(scope="module")
+def pipe64():
+    from sdimage.tiny import make_tiny_pipeline
+
+    return make_tiny_pipeline(seed=0).to(torch.float64)
+
+
+class Const:
+    """Noise source returning a constant (so pasted values are known)."""
+
+    def __init__(self, v: float) -> None:
+        self.v = v
+        self.calls = []
+
+    def __call__(self, i, like):
+        self.calls.append((i, tuple(like.shape)))
+        return torch.full_like(like, self.v)
+
+
+# ------------------------------------------------------------------------------------------ copy-and-paste
+
+
+def test_copy_paste_values_interior():
+    lat = torch.arange(2 * 20 * 24, dtype=torch.float64).reshape(1, 2, 20, 24)
+    src, tgt, r = (6, 7), (15, 10), 2
+    out = copy_paste(lat, [src], [tgt], r=r, alpha=1.1, beta=0.3, noise=Const(0.5))
+    patch = lat[..., 7 - r:7 + r + 1, 6 - r:6 + r + 1]
+    assert torch.equal(out[..., 10 - r:10 + r + 1, 15 - r:15 + r + 1], 1.1 * patch)
+    expect_src = 0.3 * patch + math.sqrt(1 - 0.09) * 0.5
+    assert torch.allclose(out[..., 7 - r:7 + r + 1, 6 - r:6 + r + 1], expect_src)
+    # the handle and target pixel themselves
+    assert out[0, 0, 10, 15] == pytest.approx(1.1 * float(lat[0, 0, 7, 6]))
+    assert out[0, 1, 7, 6] == pytest.approx(0.3 * float(lat[0, 1, 7, 6]) + math.sqrt(0.91) * 0.5)
+    # everything else untouched, input untouched
+    changed = torch.zeros_like(lat, dtype=torch.bool)
+    changed[..., 5:10, 4:9] = True
+    changed[..., 8:13, 13:18] = True
+    assert torch.equal(out[~changed], lat[~changed])
+    assert torch.equal(lat, torch.arange(2 * 20 * 24, dtype=torch.float64).reshape(1, 2, 20, 24))
+
+
+def test_copy_paste_border_clipping():
+    h, w = 16, 16
+    lat = torch.randn(1, 4, h, w, dtype=torch.float64)
+    # source at the left border, target near the bottom-right corner
+    src, tgt, r = (0, 3), (14, 15), 5
+    left, right, top, bottom = patch_bounds(src, tgt, r, h, w)
+    assert (left, right, top, bottom) == (0, 1, 3, 0)  # min(r, sx, tx), min(r, W-1-sx, W-1-tx), ...
+    noise = Const(0.0)
+    out = copy_paste(lat, [src], [tgt], r=r, alpha=2.0, beta=0.5, noise=noise)
+    patch = lat[..., 0:4, 0:2]  # rows 3-3..3+0, cols 0-0..0+1
+    assert noise.calls == [(0, (1, 4, 4, 2))]
+    assert torch.equal(out[..., 12:16, 14:16], 2.0 * patch)
+    assert torch.allclose(out[..., 0:4, 0:2], 0.5 * patch)
+    mask = torch.ones_like(lat, dtype=torch.bool)
+    mask[..., 12:16, 14:16] = False
+    mask[..., 0:4, 0:2] = False
+    assert torch.equal(out[mask], lat[mask])
+
+
+def test_copy_paste_several_pairs_and_errors():
+    lat = torch.randn(1, 4, 32, 32)
+    out = copy_paste(lat, [(5, 5), (25, 25)], [(8, 5), (25, 22)], r=1, alpha=1.0, beta=1.0)  # beta = 1: no noise
+    assert torch.equal(out[..., 4:7, 7:10], lat[..., 4:7, 4:7])
+    assert torch.equal(out[..., 21:24, 24:27], lat[..., 24:27, 24:27])
+    with pytest.raises(ValueError):
+        copy_paste(lat, [(5, 5)], [], r=1)
+    with pytest.raises(ValueError):
+        copy_paste(lat, [(40, 5)], [(5, 5)], r=1, noise=Const(0))
+    with pytest.raises(ValueError):
+        copy_paste(lat, [(4, 5)], [(5, 5)], r=1, beta=0.3)  # needs a noise source
+
+
+# ------------------------------------------------------------------------------------------ iterations
+
+
+@pytest.mark.parametrize(
+    "d, step, m",
+    [(1.0, 2.0, 1), (2.0, 2.0, 1), (3.0, 2.0, 2), (4.5, 2.0, 2), (5.0, 2.0, 3), (7.0, 2.0, 4),
+     (20.0, 2.0, 10), (20.9, 2.0, 10), (21.0, 2.0, 11), (21.5, 2.0, 11), (10.0, 3.0, 3)],
+)
+def test_num_drag_steps(d, step, m):
+    # D <= step: 1; else floor(D/step) or +1, whichever gives D/m closer to step (ties keep floor)
+    # e.g. D = 5: 5/2 = 2.5 (off by 0.5) vs 5/3 = 1.67 (off by 0.33) -> 3
+    assert num_drag_steps([(0, 0)], [(d, 0)], step) == m
+
+
+def test_num_drag_steps_uses_the_longest_pair_and_path():
+    src, tgt = [(0, 0), (10, 10)], [(3, 4), (10, 12)]  # distances 5 and 2 -> D = 5 -> m = 2 at step_size 2.5
+    assert num_drag_steps(src, tgt, 2.5) == 2
+    ops = drag_path(src, tgt, 2)
+    assert ops[0] == ([(0, 0), (10, 10)], [(1, 2), (10, 11)])
+    assert ops[1] == ([(1, 2), (10, 11)], [(3, 4), (10, 12)])
+    assert drag_path([(5, 5)], [(2, 5)], 2)[0][1] == [(4, 5)]  # truncation toward zero (official .to(int))
+
+
+def test_schedules_and_official_count():
+    n = 120
+    assert guidance_schedule(0, n) == 3.0 and guidance_schedule(n - 1, n) == 1.0
+    assert guidance_schedule(60, n) == pytest.approx(1 + 2 * 59 / 119)
+    assert lora_scale_schedule(0, n) == pytest.approx(0.5) and lora_scale_schedule(n - 1, n) == pytest.approx(1.0)
+    assert lora_scale_schedule(60, n) < 0.77
+    assert official_nfe(DragConfig(), 3) == {"unet_calls": 360, "eps_evals": 720, "unet_rows": 1440,
+                                              "lora_train_steps": 100}
+    with pytest.raises(SdImageError):
+        DragConfig(t0=0).validate()
+
+
+# ------------------------------------------------------------------------------------------ the loop
+
+
+class ToyEps:
+    """A cheap nonlinear ε-model standing in for the UNet (loop logic checks)."""
+
+    nfe = 0
+
+    def __call__(self, x, t):
+        self.nfe += 1
+        return torch.tanh(0.7 * x + 1e-3 * float(t)) + 0.1 * x.roll(1, dims=-1)
+
+
+def _grid(steps=8, t0=0.5):
+    from diffsamplers import Grid
+
+    ts = torch.arange(steps - 1, -1, -1) * (1000 // steps) + 1
+    ac = torch.cumprod(1 - torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2, 0)
+    return Grid.from_alphas_cumprod(ts, ac, float(ac[0])).tail(t0)
+
+
+@pytest.mark.parametrize("sampler", ["sde", "ode"])
+def test_loop_nfe_and_mask_with_toy_model(sampler):
+    x0 = torch.randn(1, 4, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    grid = _grid()
+    keep = torch.zeros(1, 1, 16, 16, dtype=torch.bool)
+    keep[..., :, :9] = True
+    model = ToyEps()
+    cfg = DragConfig(step_size=2.0, r=2)
+    res = drag_latents(model, x0, grid, [(2, 3)], [(7, 3)], keep, sampler, cfg)
+    m = num_drag_steps([(2, 3)], [(7, 3)], 2.0)
+    assert len(res.intermediates) == m == 3  # D = 5 -> 3 operations
+    assert model.nfe == m * 2 * grid.num_steps  # record + replay, or inversion + sampling
+    assert torch.equal(res.latent[~keep.expand_as(x0)], x0[~keep.expand_as(x0)])
+    assert not torch.allclose(res.latent, x0)
+
+
+def test_sde_loop_without_paste_is_exact_toy():
+    x0 = torch.randn(1, 4, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    res = drag_latents(ToyEps(), x0, _grid(), [(1, 1), (9, 3)], [(8, 8), (3, 12)], None, "sde",
+                       DragConfig(paste=False))
+    assert len(res.intermediates) == 5  # D = |(-6, 9)| = 10.8 -> 5 operations
+    assert (res.latent - x0).abs().max() < 1e-10
+
+
+def _sd_model(pipe, prompt="a photo", guidance=3.0, steps=4, t0=0.5):
+    from sdimage.drag import _step_schedules
+    from sdimage.model import encode_prompt, make_eps_model, make_grid
+
+    cfg = DragConfig(steps=steps, t0=t0, guidance_max=guidance)
+    grid = make_grid(pipe, steps, t0)
+    g, _ = _step_schedules(grid, cfg, False)
+    cond, unc = encode_prompt(pipe, prompt)
+    return make_eps_model(pipe, cond, unc, guidance=g), grid, cfg
+
+
+def test_sde_drag_without_paste_returns_input_latent_float64(pipe64):
+    model, grid, cfg = _sd_model(pipe64)
+    cfg.paste = False
+    x0 = torch.randn(1, 4, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    res = drag_latents(model, x0, grid, [(4, 4)], [(6, 5)], None, "sde", cfg)
+    assert model.nfe == 2 * grid.num_steps
+    assert (res.latent - x0).abs().max() < 1e-10
+
+
+def test_outside_mask_equals_input_after_real_drag(pipe):
+    model, grid, cfg = _sd_model(pipe)
+    cfg.r = 2
+    x0 = torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(3))
+    pmask = torch.zeros(64, 64)
+    pmask[:, :40] = 1  # white (editable) left part of a 64x64 image
+    keep = mask_to_latent(pmask, 32, 32)
+    assert keep.shape == (1, 1, 32, 32) and int(keep.sum()) == 32 * 20
+    res = drag_latents(model, x0, grid, [(5, 10)], [(7, 10)], keep, "sde", cfg)
+    outside = ~keep.expand_as(x0)
+    assert torch.equal(res.latent[outside], x0[outside])
+    assert (res.latent[~outside] - x0[~outside]).abs().max() > 1e-3
+
+
+# ------------------------------------------------------------------------------------------ LoRA
+
+
+def test_lora_trains_and_cache_is_reused(own_pipe, tmp_path, monkeypatch):
+    from sdimage import lora as lora_mod
+    from sdimage.model import encode_prompt
+
+    img = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    lat = torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(5))
+    cond, _ = encode_prompt(own_pipe, "a cat")
+    x = torch.randn(1, 4, 32, 32)
+    t = torch.tensor([500])
+    with torch.no_grad():
+        base = own_pipe.unet(x, t, encoder_hidden_states=cond).sample
+    kw = dict(steps=2, rank=4, lr=1e-2, seed=0, cache_dir=tmp_path)
+    info = lora_mod.ensure_lora(own_pipe, lat, img, "a cat", cond, **kw)
+    assert info["cached"] is False and info["final_loss"] is not None
+    assert "sdedrag" in own_pipe.unet.peft_config
+    with torch.no_grad():
+        tuned = own_pipe.unet(x, t, encoder_hidden_states=cond).sample
+        half = own_pipe.unet(x, t, encoder_hidden_states=cond, cross_attention_kwargs={"scale": 0.5}).sample
+    assert (tuned - base).abs().max() > 0
+    assert (half - base).abs().max() < (tuned - base).abs().max()
+    lora_mod.remove_lora(own_pipe)
+
+    def boom(*a, **k):
+        raise AssertionError("cached LoRA must not be retrained")
+
+    monkeypatch.setattr(lora_mod, "train_lora", boom)
+    info2 = lora_mod.ensure_lora(own_pipe, lat, img, "a cat", cond, **kw)
+    assert info2["cached"] is True and info2["key"] == info["key"]
+    with torch.no_grad():
+        again = own_pipe.unet(x, t, encoder_hidden_states=cond).sample
+    assert torch.equal(again, tuned)
+    lora_mod.remove_lora(own_pipe)
+    with torch.no_grad():
+        assert torch.equal(own_pipe.unet(x, t, encoder_hidden_states=cond).sample, base)
+    # another prompt is another cache entry
+    key = lora_mod.lora_cache_key
+    assert key(img, "a dog", {}, own_pipe.unet) != key(img, "a cat", {}, own_pipe.unet)
+
+
+def test_drag_api_warns_on_empty_mask_and_keeps_image(pipe):
+    import numpy as np
+
+    from sdimage.latents import SdImageWarning, decode, encode, to_pil
+
+    img = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(6)) * 2 - 1
+    cfg = DragConfig(steps=2, t0=0.5, lora_steps=0)
+    with pytest.warns(SdImageWarning, match="no editable"):
+        out, info = drag(pipe, img, [(10, 10)], [(20, 12)], "x", mask=np.zeros((64, 64), bool), config=cfg)
+    assert info["mask"]["latent_editable_pixels"] == 0 and info["nfe"] == info["num_drag_ops"] * 2
+    recon = to_pil(decode(pipe, encode(pipe, img)))  # nothing editable: the latent is kept exactly
+    assert np.array_equal(np.asarray(out), np.asarray(recon))
+    with pytest.raises(SdImageError, match="outside"):
+        drag(pipe, img, [(10, 10)], [(64, 12)], "x", config=cfg)
+    with pytest.raises(SdImageError, match="mask is 32x32"):
+        drag(pipe, img, [(10, 10)], [(20, 12)], "x", mask=np.ones((32, 32)), config=cfg)
