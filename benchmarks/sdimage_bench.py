@@ -113,7 +113,9 @@ def main(argv=None) -> int:
         pipe = make_sd15_shaped_pipeline(seed=0, dtype=dtype).to(a.device)
         label = "random SD-1.5-shaped pipeline"
     else:
-        pipe = make_tiny_pipeline(seed=0).to(device=a.device, dtype=dtype)
+        pipe = make_tiny_pipeline(seed=0).to(a.device)
+        if dtype != torch.float32:
+            pipe = pipe.to(dtype=dtype)
         label = "tiny random pipeline"
     steps = a.steps or (2 if a.full else 50)
     size = a.size or (512 if (a.full or a.model) else 64)

@@ -138,4 +138,4 @@ def make_sd15_shaped_pipeline(seed: int = 0, text_layers: int = 12, full_vae: bo
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(dtype=dtype)
+    return pipe if dtype == torch.float32 else pipe.to(dtype=dtype)

@@ -47,19 +47,22 @@ def test_make_tiny_model_via_python_m(tmp_path):
 
 def test_commands_end_to_end(capsys, tmp_path, tiny_model_dir, tiny_image_path, tiny_mask_path):
     m = ["--model", tiny_model_dir, "--image", tiny_image_path]
-    cases = {
-        "inpaint": m + ["--mask", tiny_mask_path, "--prompt", "a cat", "--solver", "dpmpp", "--sampler", "sde"],
-        "translate": m + ["--prompt", "a dog", "--t0", "0.5", "--eta", "0.3"],
-        "diffedit": m + ["--source-prompt", "a cat", "--target-prompt", "a dog", "--t0", "0.5", "--mask-draws", "2"],
-        "reconstruct": m + ["--method", "cycle-sde"],
-    }
-    for cmd, args in cases.items():
-        out = tmp_path / f"{cmd}.png"
+    cases = [
+        ("inpaint", m + ["--mask", tiny_mask_path, "--prompt", "a cat", "--solver", "dpmpp", "--sampler", "sde"]),
+        ("translate", m + ["--prompt", "a dog", "--t0", "0.5", "--eta", "0.3"]),
+        ("diffedit", m + ["--source-prompt", "a cat", "--target-prompt", "a dog", "--t0", "0.5", "--mask-draws", "2"]),
+        ("reconstruct", m + ["--method", "cycle-sde"]),
+        ("reconstruct", m + ["--method", "cycle-sde", "--dtype", "float64"]),
+    ]
+    for k, (cmd, args) in enumerate(cases):
+        out = tmp_path / f"{cmd}{k}.png"
         code, so, se = _run(capsys, [cmd, *args, *FAST, "--out", out])
         assert code == 0, se
         meta = _assert_written(out, cmd)
         assert meta["params"]["steps"] == 4
-    assert json.loads((tmp_path / "reconstruct.json").read_text())["latent_max_abs_error"] < 1e-4
+    assert json.loads((tmp_path / "reconstruct3.json").read_text())["latent_max_abs_error"] < 1e-4
+    rec64 = json.loads((tmp_path / "reconstruct4.json").read_text())
+    assert rec64["unet_dtype"] == "torch.float64" and rec64["latent_max_abs_error"] < 1e-10
 
 
 def _bad(tmp_path, name, content=None, size=None, mode="L"):

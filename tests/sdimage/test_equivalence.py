@@ -92,3 +92,22 @@ def test_v_prediction_is_converted_to_eps():
         v = pipe.unet(x, t, encoder_hidden_states=cond).sample
     abar = float(pipe.scheduler.alphas_cumprod[t])
     torch.testing.assert_close(EpsModel(pipe, cond)(x, t), eps_from_v(x, v, abar ** 0.5, (1 - abar) ** 0.5))
+
+
+def test_diffedit_mask_equals_diffusers_generate_mask(tiny_pipe, tiny_image_path):
+    from diffusers import DDIMScheduler, StableDiffusionDiffEditPipeline
+
+    y0 = encode(tiny_pipe, load_image(tiny_image_path, multiple=2))
+    ours, counters = tasks.diffedit_mask(tiny_pipe, y0, "a cat", "a dog", guidance=7.5, draws=4, mask_t0=0.5,
+                                         steps=20, seed=11)
+    parts = {k: v for k, v in tiny_pipe.components.items() if k != "image_encoder"}
+    ref = StableDiffusionDiffEditPipeline(**{**parts, "scheduler": DDIMScheduler.from_config(tiny_pipe.scheduler.config),
+                                             "inverse_scheduler": None, "requires_safety_checker": False})
+    ref.set_progress_bar_config(disable=True)
+    theirs = ref.generate_mask(image=y0, source_prompt="a cat", target_prompt="a dog", num_maps_per_mask=4,
+                               mask_encode_strength=0.5, num_inference_steps=20, guidance_scale=7.5,
+                               generator=torch.Generator().manual_seed(11), output_type="np")
+    assert counters[0].nfe == 1 and counters[0].unet_rows == 12
+    assert 0 < ours.mean() < 1
+    agree = (ours[0, 0].numpy() == theirs[0]).mean()
+    assert agree >= 0.99, agree  # identical up to float ties at the 0.5 threshold
