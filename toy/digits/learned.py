@@ -117,7 +117,7 @@ def _atomic_save(obj, path: Path) -> None:
 
 def train_unet(mixture, out_dir: str | os.PathLike, cfg: TrainConfig = TrainConfig(),
                ucfg: UNetConfig = UNetConfig(), schedule: DiscreteSchedule | None = None,
-               final_path: str | os.PathLike | None = None, progress: bool = True) -> dict:
+               final_path: str | os.PathLike | None = None, progress: bool = True, command: str | None = None) -> dict:
     """Train for ``cfg.minutes`` of wall time (or ``max_steps``); returns a metadata dict (also written as JSON)."""
     schedule = schedule or ddpm_linear()
     out = Path(out_dir)
@@ -164,7 +164,7 @@ def train_unet(mixture, out_dir: str | os.PathLike, cfg: TrainConfig = TrainConf
     train_time = time.time() - t0
     ema.eval()
     err = score_error(learned_eps_model(ema), mixture, schedule, n=cfg.eval_samples)
-    meta = {"steps": step, "train_seconds": train_time, "final_loss_avg100": sum(losses[-100:]) / max(len(losses[-100:]), 1),
+    meta = {"command": command, "steps": step, "train_seconds": train_time, "steps_per_second": step / max(train_time, 1e-9), "final_loss_avg100": sum(losses[-100:]) / max(len(losses[-100:]), 1),
             "score_error": err, "train_config": cfg.to_dict(), "unet_config": ucfg.to_dict(),
             "num_parameters": sum(p.numel() for p in ema.parameters()), "torch_threads": torch.get_num_threads(),
             "schedule": "ddpm_linear(1000, 1e-4, 0.02)"}
@@ -173,9 +173,13 @@ def train_unet(mixture, out_dir: str | os.PathLike, cfg: TrainConfig = TrainConf
     _atomic_save(payload, out / CHECKPOINT_NAME)
     if final_path is not None:
         _atomic_save(payload, Path(final_path))
-    tmp = out / "train_meta.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, out / "train_meta.json")
+    targets = [out / "train_meta.json"]
+    if final_path is not None:   # metadata next to the final checkpoint too (toy/digits/data/unet_digits16.json)
+        targets.append(Path(final_path).with_suffix(".json"))
+    for dst in targets:
+        tmp = dst.with_name(dst.name + ".tmp")
+        tmp.write_text(json.dumps(meta, indent=2))
+        os.replace(tmp, dst)
     return meta
 
 

@@ -10,11 +10,58 @@ def _ci(d: dict, fmt: str = "{:.3g}") -> str:
     return f"{fmt.format(d['mean'])} ± {fmt.format(d['ci95'])}"
 
 
+def _bounds(d: dict) -> tuple[float, float, float]:
+    if "value" in d:
+        return d["value"], d["lo95"], d["hi95"]
+    return d["mean"], d["mean"] - d["ci95"], d["mean"] + d["ci95"]
+
+
+def _diff(d: dict, lower_better: bool | None, fmt: str = "{:+.3g}") -> str:
+    """Paired ODE − SDE difference with its 95% interval and a verdict when the interval excludes 0."""
+    v, lo, hi = _bounds(d)
+    txt = f"{fmt.format(v)} [{fmt.format(lo)}, {fmt.format(hi)}]"
+    if lower_better is None or not (lo > 0 or hi < 0):
+        return txt + (" (n.s.)" if lower_better is not None else "")
+    sde_wins = (lo > 0) if lower_better else (hi < 0)
+    return txt + (" **SDE**" if sde_wins else " **ODE**")
+
+
+def verdicts(reps: dict) -> list[dict]:
+    """One line per setting: which method the paired 95% interval of the primary measure favours (or neither)."""
+    out = []
+
+    def add(exp, setting, measure, d, lower_better):
+        v, lo, hi = _bounds(d)
+        win = ("SDE" if (lo > 0) == lower_better else "ODE") if (lo > 0 or hi < 0) else "neither"
+        out.append({"experiment": exp, "setting": setting, "measure": measure, "ode_minus_sde": v, "lo95": lo,
+                    "hi95": hi, "favours": win})
+
+    if "inpaint" in reps:
+        for mname, res in reps["inpaint"]["masks"].items():
+            for p in res.get("paired", []):
+                add("inpaint", f"{mname} holes, {p['steps']} steps", "FD", p["fd"], True)
+                add("inpaint", f"{mname} holes, {p['steps']} steps", "cond. NLL", p["cond_nll"], True)
+    for p in reps.get("translate", {}).get("paired", []):
+        add("translate", f"t0={p['t0']}", "FD", p["fd"], True)
+        add("translate", f"t0={p['t0']}", "log p0", p["logp0"], False)
+    for p in reps.get("diffedit", {}).get("paired", []):
+        add("diffedit", f"t0={p['t0']}", "FD", p["fd"], True)
+        add("diffedit", f"t0={p['t0']}", "target-class rate", p["target_class_rate"], False)
+        add("diffedit", f"t0={p['t0']}", "target cond. NLL/px", p["target_cond_nll_per_px"], True)
+    if "drag" in reps and "paired" in reps["drag"]:
+        add("drag", f"t0={reps['drag']['t0']}", "FD", reps["drag"]["paired"]["fd"], True)
+        add("drag", f"t0={reps['drag']['t0']}", "log p0", reps["drag"]["paired"]["logp0"], False)
+    return out
+
+
 def markdown_report(reps: dict) -> str:
     lines: list[str] = []
     model = next(iter(reps.values()))["model"]
     lines.append(f"# Digits test bed — {model} model\n")
     lines.append("95% intervals: FD = value ± 1.96 s.e. of a delete-one-block jackknife over problems/images; others mean ± 1.96 s.e.\n")
+    lines.append("Paired tables: Δ = ODE − SDE on the same inputs and seeds, per input (problem/image), mean ± 1.96 s.e.; "
+                 "for FD the jackknife is applied to the difference.  **SDE** / **ODE**: the 95% interval excludes 0 in "
+                 "that method's favour; (n.s.): it does not.\n")
     if "inpaint" in reps:
         r = reps["inpaint"]
         lines.append("## Inpainting (classifier FD to exact conditional samples; lower is better)\n")
@@ -28,6 +75,14 @@ def markdown_report(reps: dict) -> str:
             ref = res["exact_reference"]
             lines.append(f"| — | exact conditional (2nd draw) | {_ci(ref['fd'])} | {_ci(ref['cond_nll'])} | "
                          f"{_ci(ref['component_tv'])} | {_ci(ref['pixel_w2'])} |\n")
+            if res.get("paired"):
+                lines.append(f"paired Δ = ODE − SDE, {mname} holes (> 0: SDE better on all four)\n")
+                lines.append("| steps | Δ FD | Δ cond. NLL | Δ component TV | Δ pixel W2² |")
+                lines.append("|---|---|---|---|---|")
+                for p in res["paired"]:
+                    lines.append(f"| {p['steps']} | {_diff(p['fd'], True)} | {_diff(p['cond_nll'], True)} | "
+                                 f"{_diff(p['component_tv'], True)} | {_diff(p['pixel_w2'], True)} |")
+                lines.append("")
     if "translate" in reps:
         r = reps["translate"]
         lines.append("## SDEdit from stroke-like digits (realism vs faithfulness)\n")
@@ -39,6 +94,15 @@ def markdown_report(reps: dict) -> str:
             lines.append(f"| {row['t0']} | {row['method']} | {_ci(row['fd'])} | {_ci(row['logp0'])} | "
                          f"{_ci(row['l2_to_input'])} | {_ci(row['class_kept'])} |")
         lines.append("")
+        if r.get("paired"):
+            lines.append("paired Δ = ODE − SDE (FD: > 0 SDE more realistic; log p0: < 0 SDE more realistic; "
+                         "L2 to input: > 0 SDE more faithful)\n")
+            lines.append("| t0 | Δ FD | Δ log p0 | Δ L2 to input | Δ class kept |")
+            lines.append("|---|---|---|---|---|")
+            for p in r["paired"]:
+                lines.append(f"| {p['t0']} | {_diff(p['fd'], True)} | {_diff(p['logp0'], False)} | "
+                             f"{_diff(p['l2_to_input'], True)} | {_diff(p['class_kept'], False)} |")
+            lines.append("")
     if "diffedit" in reps:
         r = reps["diffedit"]
         lines.append("## DiffEdit class change inside a mask (ODE: DDIM inversion; SDE: Cycle-SDE)\n")
@@ -50,6 +114,14 @@ def markdown_report(reps: dict) -> str:
             lines.append(f"| {row['t0']} | {row['method']} | {_ci(row['target_class_rate'])} | "
                          f"{_ci(row['exact_target_posterior'])} | {_ci(row['fd'])} | {_ci(row['target_cond_nll_per_px'])} |")
         lines.append("")
+        if r.get("paired"):
+            lines.append("paired Δ = ODE − SDE (rates/posteriors: < 0 SDE better; FD, NLL: > 0 SDE better)\n")
+            lines.append("| t0 | Δ target-class rate | Δ exact p(target) | Δ FD | Δ target cond. NLL / px |")
+            lines.append("|---|---|---|---|---|")
+            for p in r["paired"]:
+                lines.append(f"| {p['t0']} | {_diff(p['target_class_rate'], False)} | {_diff(p['exact_target_posterior'], False)} | "
+                             f"{_diff(p['fd'], True)} | {_diff(p['target_cond_nll_per_px'], True)} |")
+            lines.append("")
     if "drag" in reps:
         r = reps["drag"]
         lines.append(f"## Drag (copy-paste α = {r['alpha']}, β = {r['beta']}, t0 = {r['t0']}, {r['steps']}-step grid)\n")
@@ -60,5 +132,19 @@ def markdown_report(reps: dict) -> str:
         for row in r["rows"]:
             lines.append(f"| {row['method']} | {_ci(row['fd'])} | {_ci(row['logp0'])} | {_ci(row['handle_distance'])} | "
                          f"{_ci(row['class_kept'])} |")
+        lines.append("")
+        if r.get("paired"):
+            p = r["paired"]
+            lines.append("paired Δ = ODE − SDE: "
+                         f"FD {_diff(p['fd'], True)}; log p0 {_diff(p['logp0'], False)}; "
+                         f"handle distance {_diff(p['handle_distance'], True)}; class kept {_diff(p['class_kept'], False)}\n")
+    vs = verdicts(reps)
+    if vs:
+        lines.append("## Verdicts (paired 95% intervals of the primary measures)\n")
+        lines.append("| experiment | setting | measure | ODE − SDE [95%] | favours |")
+        lines.append("|---|---|---|---|---|")
+        for v in vs:
+            lines.append(f"| {v['experiment']} | {v['setting']} | {v['measure']} | {v['ode_minus_sde']:+.3g} "
+                         f"[{v['lo95']:+.3g}, {v['hi95']:+.3g}] | {v['favours']} |")
         lines.append("")
     return "\n".join(lines)
