@@ -5,6 +5,7 @@ Works on torch tensors of any shape, float32 or float64, CPU or CUDA.
 """
 from .continuous import euler_maruyama, probability_flow_euler, probability_flow_heun
 from .cycle import VARIANTS, CycleTrace, cycle_encode, cycle_record, cycle_replay, forward_chain
+from .edits import copy_paste, num_drag_steps, patch_bounds
 from .grid import Grid
 from .noise import GaussianNoise, NoiseSource, RecordingNoise, ReplayNoise
 from .sampling import EpsModel, PostStep, invert_ddim, sample_ddim, sample_dpmpp
@@ -26,5 +27,5 @@ __all__ = [
     "sample_ddim", "sample_dpmpp", "invert_ddim", "forward_chain", "cycle_record", "cycle_replay", "cycle_encode",
     "CycleTrace", "VARIANTS", "euler_maruyama", "probability_flow_euler", "probability_flow_heun",
     "ddim_step", "ddim_sigma", "ddim_noise_for_target", "dpmpp_step", "forward_step", "posterior_step",
-    "predict_x0", "eps_from_v", "eps_from_x0", "eps_from_score",
+    "predict_x0", "eps_from_v", "eps_from_x0", "eps_from_score", "copy_paste", "patch_bounds", "num_drag_steps",
 ]

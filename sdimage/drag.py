@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from diffsamplers import GaussianNoise, Grid, NoiseSource, cycle_encode, cycle_replay, invert_ddim, sample_ddim
+from diffsamplers import edits
 
 from .errors import SdImageError
 
@@ -106,18 +107,14 @@ class DragResult:
 
 
 def patch_bounds(src: Point, tgt: Point, r: int, height: int, width: int) -> tuple[int, int, int, int]:
-    """Half-sizes (left, right, top, bottom) of the patch shared by ``src`` and ``tgt``.
+    """Half-sizes (left, right, top, bottom) of the patch shared by ``src`` and ``tgt`` (``(x, y)`` latent pixels).
 
     Each side is ``r`` shrunk so that the window fits in the latent around *both* points:
     ``left = min(r, sx, tx)``, ``right = min(r, W-1-sx, W-1-tx)``, ``top = min(r, sy, ty)``,
-    ``bottom = min(r, H-1-sy, H-1-ty)``.  The window around a point p is the inclusive range
-    ``[px - left, px + right] × [py - top, py + bottom]``, i.e. (2r+1)² away from the borders.
+    ``bottom = min(r, H-1-sy, H-1-ty)``; the window around p is ``[px - left, px + right] × [py - top, py + bottom]``
+    (:func:`diffsamplers.patch_bounds` in (row, col) order).
     """
-    (sx, sy), (tx, ty) = src, tgt
-    left = min(r, sx, tx)
-    right = min(r, width - 1 - sx, width - 1 - tx)
-    top = min(r, sy, ty)
-    bottom = min(r, height - 1 - sy, height - 1 - ty)
+    (top, bottom), (left, right) = edits.patch_bounds((src[1], src[0]), (tgt[1], tgt[0]), r, (height, width))
     return left, right, top, bottom
 
 
@@ -132,55 +129,29 @@ def copy_paste(
 ) -> Tensor:
     """SDE-Drag's copy-and-paste at t0 on a ``(B, C, H, W)`` latent; points are ``(x, y)`` latent pixels.
 
-    For each pair in order (later pairs see the result of earlier ones, as in the official script):
-    ``P = latent[window(src)]`` (before any change of this pair);
-    ``latent[window(src)] = beta * P + sqrt(1 - beta^2) * z`` with ``z = noise(k, P)`` (k = pair index);
-    ``latent[window(tgt)] = alpha * P`` (written last, so it wins where the windows overlap).
-    Windows follow :func:`patch_bounds`.  Returns a new tensor; ``latent`` is not modified.
+    :func:`diffsamplers.copy_paste`: for each pair in order, ``P = latent[window(src)]``;
+    ``latent[window(src)] = beta * P + sqrt(1 - beta^2) * noise(k, P)``; ``latent[window(tgt)] = alpha * P``
+    (written last, so it wins where the windows overlap).  Windows follow :func:`patch_bounds`.
     """
-    if len(sources) != len(targets):
-        raise ValueError(f"{len(sources)} sources but {len(targets)} targets")
-    if noise is None and beta < 1.0:
-        raise ValueError("copy_paste needs a noise source when beta < 1")
-    out = latent.clone()
-    h, w = out.shape[-2:]
-    scale = math.sqrt(max(1.0 - beta * beta, 0.0))
-    for k, (src, tgt) in enumerate(zip(sources, targets)):
-        (sx, sy), (tx, ty) = (int(src[0]), int(src[1])), (int(tgt[0]), int(tgt[1]))
-        for x, y in ((sx, sy), (tx, ty)):
-            if not (0 <= x < w and 0 <= y < h):
-                raise ValueError(f"point ({x}, {y}) outside the {w}x{h} latent")
-        left, right, top, bottom = patch_bounds((sx, sy), (tx, ty), int(r), h, w)
-        src_sl = (..., slice(sy - top, sy + bottom + 1), slice(sx - left, sx + right + 1))
-        tgt_sl = (..., slice(ty - top, ty + bottom + 1), slice(tx - left, tx + right + 1))
-        patch = out[src_sl].clone()
-        fresh = beta * patch
-        if scale > 0.0:
-            fresh = fresh + scale * noise(k, patch)  # type: ignore[misc]
-        out[src_sl] = fresh
-        out[tgt_sl] = alpha * patch
-    return out
+    h, w = latent.shape[-2:]
+    for x, y in list(sources) + list(targets):
+        if not (0 <= int(x) < w and 0 <= int(y) < h):
+            raise ValueError(f"point ({int(x)}, {int(y)}) outside the {w}x{h} latent")
+    rc = lambda pts: [(int(p[1]), int(p[0])) for p in pts]  # noqa: E731  (x, y) -> (row, col)
+    return edits.copy_paste(latent, rc(sources), rc(targets), r, alpha, beta, noise)
 
 
 # ------------------------------------------------------------------------------------------ drag operations
 
 
 def num_drag_steps(sources: Sequence[Point], targets: Sequence[Point], step_size: float = 2.0) -> int:
-    """Number m of drag operations (official rule).
-
-    D = the largest source→target distance (latent px).  m = 1 if D <= step_size; otherwise m = floor(D / step_size),
-    replaced by m + 1 when |D/(m+1) − step_size| < |D/m − step_size| (the count whose per-operation move is closer to
-    ``step_size``).
-    """
+    """Number m of drag operations (official rule, :func:`diffsamplers.num_drag_steps`) for the largest
+    source→target distance D (latent px): 1 if D ≤ step_size, else ⌊D/step_size⌋ or one more, whichever makes the
+    per-operation move closer to ``step_size``."""
     if len(sources) != len(targets) or not sources:
         raise ValueError("need the same, non-zero number of sources and targets")
     d = max(math.hypot(t[0] - s[0], t[1] - s[1]) for s, t in zip(sources, targets))
-    if d <= step_size:
-        return 1
-    m = int(d // step_size)
-    if abs(d / m - step_size) > abs(d / (m + 1) - step_size):
-        m += 1
-    return m
+    return edits.num_drag_steps(d, step_size)
 
 
 def drag_path(sources: Sequence[Point], targets: Sequence[Point], m: int) -> list[tuple[list[Point], list[Point]]]:

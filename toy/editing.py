@@ -11,8 +11,8 @@ diffsamplers η-DDIM update on a VP grid from t0 to ``t_end`` (η = 1 'sde', η 
 - **sdedit** (2-D): inputs y from a 'stroke' distribution (p_0's means shifted, tiny covariance); x_t0 =
   α y + σ z, then denoise.  Realism: KL(output ‖ p_0) and −log p_0(output); faithfulness: ‖output − y‖.
 - **drag** (8-D 'bump' signals, one mixture component per bump position): move the bump from position i to
-  i + 2 with the SDE-Drag copy-paste rule at t0 (target patch ← α·source patch, source patch ← β·source +
-  √(1−β²)·noise, α = 1.1, β = 0.3), then denoise.  SDE: Markov forward noising + fresh noise; ODE: DDIM
+  i + 2 with the SDE-Drag copy-paste rule at t0 (``diffsamplers.copy_paste``: target patch ← α·source patch,
+  source patch ← β·source + √(1−β²)·z with z ~ N(0, I), α = 1.1, β = 0.3; target written last), then denoise.  SDE: Markov forward noising + fresh noise; ODE: DDIM
   inversion + DDIM; Cycle-SDE: Markov chain + recorded noises replayed (``diffsamplers.cycle_encode``).
   Quality: success rate (most likely component of the output is the target), −log p_0(output), and
   faithfulness ‖output − ideal‖ with ideal = x_0 − m_src + m_tgt.
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from scipy.special import logsumexp
 
-from diffsamplers import GaussianNoise, cycle_encode, cycle_replay, invert_ddim, sample_ddim
+from diffsamplers import GaussianNoise, copy_paste, cycle_encode, cycle_replay, invert_ddim, sample_ddim
 from theory.divergences import kl_knn_one_sample
 from theory.mixtures import GaussianMixture
 from theory.schedules import schedule_from_dict
@@ -149,14 +149,12 @@ def drag(p0, schedule, t0: float, steps: int, method: str, n: int, rng, t_end: f
     else:
         a0, s0 = float(grid.alphas[0]), float(grid.sigmas[0])
         lat = a0 * xt + s0 * torch.randn(xt.shape, generator=gen, dtype=xt.dtype)
-    lat = lat.clone()
-    rows = torch.arange(n)
-    for o in range(-r, r + 1):
-        s_idx, t_idx = torch.as_tensor(src + o), torch.as_tensor(tgt + o)
-        v = lat[rows, s_idx].clone()
-        lat[rows, t_idx] = alpha * v
-        lat[rows, s_idx] = beta * v + np.sqrt(1 - beta**2) * float(grid.sigmas[0]) * torch.randn(n, generator=gen,
-                                                                                              dtype=lat.dtype)
+    paste_noise = GaussianNoise(gen)
+    out_lat = lat.clone()
+    for s in np.unique(src):  # rows sharing a source position are pasted together (diffsamplers.copy_paste)
+        rows = torch.as_tensor(np.flatnonzero(src == s))
+        out_lat[rows] = copy_paste(lat[rows], [(int(s),)], [(int(s) + shift,)], r, alpha, beta, paste_noise)
+    lat = out_lat
     if method == "cycle":
         out = cycle_replay(model, lat, grid, noises)
     else:

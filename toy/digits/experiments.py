@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from diffsamplers import GaussianNoise, Grid, cycle_encode, cycle_replay, invert_ddim, sample_ddim
+from diffsamplers import edits
 
 from .data import DigitData, load_digits
 from .metrics import jackknife_ci, frechet, gaussian_w2, load_classifier, mean_ci, tv
@@ -550,28 +551,17 @@ def run_diffedit(ctx: Context, out: Path | None = None) -> dict:
 # --------------------------------------------------------------------------------------------------------------------
 # SDE-Drag vs ODE-Drag
 def drag_operations(distance: float, step_size: float) -> int:
-    """SDE-Drag's rule: 1 if D ≤ step, else floor(D/step) or +1, whichever makes D/m closer to the step size."""
-    if distance <= step_size:
-        return 1
-    m = int(math.floor(distance / step_size))
-    return m if abs(distance / m - step_size) <= abs(distance / (m + 1) - step_size) else m + 1
-
-
-def _patch(cy: int, cx: int, r: int) -> tuple[slice, slice]:
-    return slice(max(cy - r, 0), min(cy + r + 1, 16)), slice(max(cx - r, 0), min(cx + r + 1, 16))
+    """SDE-Drag's rule (:func:`diffsamplers.num_drag_steps`): 1 if D ≤ step, else ⌊D/step⌋ or one more, whichever
+    makes D/m closer to the step size."""
+    return edits.num_drag_steps(distance, step_size)
 
 
 def copy_paste(lat: Tensor, src: tuple[int, int], dst: tuple[int, int], r: int, alpha: float, beta: float,
                g: torch.Generator) -> Tensor:
-    """Paper's rule at t0: target patch = α·source patch, source patch = β·source + √(1 − β²)·noise (r shrunk at borders)."""
-    im = lat.reshape(-1, 16, 16).clone()
-    r_eff = min(r, src[0], src[1], 15 - src[0], 15 - src[1], dst[0], dst[1], 15 - dst[0], 15 - dst[1])
-    sy, sx = _patch(*src, r_eff)
-    dy, dx = _patch(*dst, r_eff)
-    orig = lat.reshape(-1, 16, 16)[:, sy, sx].clone()
-    im[:, sy, sx] = beta * orig + math.sqrt(1 - beta * beta) * torch.randn(orig.shape, generator=g, dtype=lat.dtype)
-    im[:, dy, dx] = alpha * orig
-    return im.reshape(lat.shape)
+    """Paper's rule at t0 on 16×16 images (:func:`diffsamplers.copy_paste`, points (row, col)): target window =
+    α·source window, source window = β·source + √(1 − β²)·noise; the window shrinks at borders to fit both points."""
+    im = lat.reshape(-1, 16, 16)
+    return edits.copy_paste(im, [src], [dst], r, alpha, beta, GaussianNoise(g)).reshape(lat.shape)
 
 
 def drag(model, grid: Grid, x: Tensor, handles, targets, editable: Tensor, method: str, seed: int,
