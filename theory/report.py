@@ -76,6 +76,7 @@ def run_builtin(out_dir: str, quick: bool = False) -> dict[str, Any]:
             ax.plot(t[order], rep["kl_end"] + cum, "--", label="KL(t_end) + int 1/2 g^2 F")
         ax.set_xscale("log")
         ax.set_xlabel("t (reverse process runs right to left)")
+        ax.set_ylabel("KL(q_t || p_t)  [nats]")
         ax.set_title(f"{name}: rel. residual {rep['relative_residual']:.1e}")
         ax.legend(fontsize=7)
         fig.tight_layout()
