@@ -17,8 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from theory.divergences import kl_grid
-from theory.fokker_planck import Grid1D, Grid2D
-from theory.mixtures import mixture_from_dict
 from theory.reversal import reversal_quadrature
 from theory.config import config_from_dict
 from theory.verify import auto_grid, verify

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor
 
 __all__ = [
@@ -58,6 +57,15 @@ def ddim_sigma(alpha_t: float, sigma_t: float, alpha_s: float, sigma_s: float, e
     return float(eta) * s_s * math.sqrt(max(1.0 - ratio * ratio, 0.0))
 
 
+def _ddim_mean(
+    x: Tensor, eps: Tensor, alpha_t: float, sigma_t: float, alpha_s: float, sigma_s: float, eta: float
+) -> tuple[Tensor, float]:
+    """The deterministic part α_s x̂_0 + √(σ_s² − σ_{t→s}²) ε of Eq. 6 and the noise scale σ_{t→s}."""
+    c = ddim_sigma(alpha_t, sigma_t, alpha_s, sigma_s, eta)
+    x0 = predict_x0(x, eps, alpha_t, sigma_t)
+    return _f(alpha_s) * x0 + math.sqrt(max(_f(sigma_s) ** 2 - c * c, 0.0)) * eps, c
+
+
 def ddim_step(
     x: Tensor,
     eps: Tensor,
@@ -69,10 +77,7 @@ def ddim_step(
     noise: Tensor | None = None,
 ) -> Tensor:
     """x_s = α_s x̂_0 + √(σ_s² − σ_{t→s}²) ε + σ_{t→s} w (paper Eq. 6; η = 0 DDIM/ODE, η = 1 DDPM/SDE)."""
-    c = ddim_sigma(alpha_t, sigma_t, alpha_s, sigma_s, eta)
-    x0 = predict_x0(x, eps, alpha_t, sigma_t)
-    dir_coef = math.sqrt(max(_f(sigma_s) ** 2 - c * c, 0.0))
-    out = _f(alpha_s) * x0 + dir_coef * eps
+    out, c = _ddim_mean(x, eps, alpha_t, sigma_t, alpha_s, sigma_s, eta)
     if c > 0.0:
         if noise is None:
             raise ValueError("eta > 0 needs a noise tensor")
@@ -91,12 +96,9 @@ def ddim_noise_for_target(
     eta: float = 1.0,
 ) -> Tensor:
     """The w that makes ``ddim_step(x, eps, ..., eta, w)`` land on ``x_s`` (Eq. 6 solved for w; Cycle-SDE Eq. 8)."""
-    c = ddim_sigma(alpha_t, sigma_t, alpha_s, sigma_s, eta)
+    mean, c = _ddim_mean(x, eps, alpha_t, sigma_t, alpha_s, sigma_s, eta)
     if c <= 0.0:
         raise ValueError("cannot solve for the noise of a deterministic step (eta = 0 or sigma_s = 0)")
-    x0 = predict_x0(x, eps, alpha_t, sigma_t)
-    dir_coef = math.sqrt(max(_f(sigma_s) ** 2 - c * c, 0.0))
-    mean = _f(alpha_s) * x0 + dir_coef * eps
     return (x_s - mean) / c
 
 

@@ -17,7 +17,7 @@ from scipy.special import logsumexp
 from .mixtures import GaussianMixture
 from .results import KLPath, make_path
 from .schedules import Schedule
-from .timegrid import integrate_half_g2_fisher, schedule_time_grid, time_grid
+from .timegrid import integrate_half_g2_fisher, schedule_time_grid
 
 
 def _gh_nodes(n: int, d: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from .io import run_command
+
 __all__ = ["main", "build_parser", "COMMANDS", "OPTIONAL_COMMAND_MODULES"]
 
 
@@ -66,8 +68,6 @@ def add_kl_curves(sub) -> None:
 
 
 def _train(args) -> int:
-    import time
-
     import numpy as np
 
     from theory.schedules import schedule_from_dict
@@ -185,14 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+    return run_command(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.special import logsumexp
 
 from diffsamplers import GaussianNoise, copy_paste, cycle_encode, cycle_replay, invert_ddim, sample_ddim
 from theory.divergences import kl_knn_one_sample

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["to_jsonable", "write_json", "save_figure", "run_meta", "load_config_file", "merge_config"]
+__all__ = ["to_jsonable", "write_json", "save_torch", "save_figure", "run_meta", "load_config_file", "merge_config",
+           "run_command"]
 
 
 def to_jsonable(v: Any) -> Any:
@@ -52,6 +53,34 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def save_torch(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` atomically (temp file in the same folder, world-readable, then rename)."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def run_command(args) -> int:
+    """Run a parsed CLI command ``args.func(args)``; a user error becomes one ``error:`` line and exit code 2."""
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:

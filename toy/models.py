@@ -11,7 +11,7 @@ schedule so the model is a pure torch module (no numpy in the forward pass) and 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch

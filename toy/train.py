@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .io import save_torch
 from .models import EpsMLP, ModelConfig
 
 __all__ = ["TrainConfig", "TrainResult", "train_score_model", "save_checkpoint", "load_checkpoint"]
@@ -131,15 +131,7 @@ def save_checkpoint(path: str | os.PathLike, model: EpsMLP, meta: dict[str, Any]
         "state_dict": model.state_dict(),
         "meta": json.loads(json.dumps(meta or {}, default=str)),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return save_torch(payload, path)
 
 
 def load_checkpoint(path: str | os.PathLike, schedule=None) -> tuple[EpsMLP, dict]:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from theory.config import config_from_dict
-from theory.fokker_planck import Grid1D, Grid2D, evolve_pair
+from theory.fokker_planck import Grid1D, evolve_pair
 from theory.gaussian import gaussian_path
 from theory.mixtures import GaussianMixture, gaussian
 from theory.particles import particles_ode, particles_sde

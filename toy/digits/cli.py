@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..io import run_command
+
 __all__ = ["add_parser", "build_parser", "main", "EXPERIMENTS"]
 
 EXPERIMENTS = ("inpaint", "translate", "diffedit", "drag", "all")
@@ -115,10 +117,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+    return run_command(build_parser().parse_args(argv))

@@ -21,7 +21,7 @@ from diffsamplers import GaussianNoise, Grid, cycle_encode, cycle_replay, invert
 from diffsamplers import edits
 
 from .data import DigitData, load_digits
-from .metrics import jackknife_ci, frechet, gaussian_w2, load_classifier, mean_ci, tv
+from .metrics import jackknife_ci, gaussian_w2, load_classifier, mean_ci, tv
 from .mixture import DigitMixture, MixtureConfig, build_mixture
 from .schedules import DiscreteSchedule, ddpm_linear, exact_eps_model
 

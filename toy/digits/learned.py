@@ -10,7 +10,6 @@ import copy
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..io import save_torch
 from .schedules import DiscreteSchedule, ddpm_linear
 
 __all__ = ["UNetConfig", "TrainConfig", "make_unet", "learned_eps_model", "train_unet", "load_learned",
@@ -107,14 +107,6 @@ def score_error(model, mixture, schedule: DiscreteSchedule, n: int = 2048, seed:
     return {"mean_sq_eps_error": tot / n, "per_timestep": per, "n": n}
 
 
-def _atomic_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    torch.save(obj, tmp)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def train_unet(mixture, out_dir: str | os.PathLike, cfg: TrainConfig = TrainConfig(),
                ucfg: UNetConfig = UNetConfig(), schedule: DiscreteSchedule | None = None,
                final_path: str | os.PathLike | None = None, progress: bool = True, command: str | None = None) -> dict:
@@ -158,7 +150,7 @@ def train_unet(mixture, out_dir: str | os.PathLike, cfg: TrainConfig = TrainConf
         if step % 50 == 0:
             bar.set_postfix(loss=f"{sum(losses[-50:]) / 50:.4f}", lr=f"{lr:.1e}")
         if step % cfg.checkpoint_every == 0:
-            _atomic_save({"ema": ema.state_dict(), "unet": unet.state_dict(), "step": step,
+            save_torch({"ema": ema.state_dict(), "unet": unet.state_dict(), "step": step,
                           "unet_config": ucfg.to_dict()}, out / "checkpoint_last.pt")
     bar.close()
     train_time = time.time() - t0
@@ -170,9 +162,9 @@ def train_unet(mixture, out_dir: str | os.PathLike, cfg: TrainConfig = TrainConf
             "schedule": "ddpm_linear(1000, 1e-4, 0.02)"}
     state = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in ema.state_dict().items()}
     payload = {"ema_fp16": state, "unet_config": ucfg.to_dict(), "meta": meta}
-    _atomic_save(payload, out / CHECKPOINT_NAME)
+    save_torch(payload, out / CHECKPOINT_NAME)
     if final_path is not None:
-        _atomic_save(payload, Path(final_path))
+        save_torch(payload, Path(final_path))
     targets = [out / "train_meta.json"]
     if final_path is not None:   # metadata next to the final checkpoint too (toy/digits/data/unet_digits16.json)
         targets.append(Path(final_path).with_suffix(".json"))

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from ..io import save_torch
 
 __all__ = ["DigitCNN", "train_classifier", "load_classifier", "frechet", "gaussian_w2", "tv", "mean_ci",
            "jackknife_ci", "CLASSIFIER_NAME"]
@@ -67,12 +68,7 @@ def train_classifier(images: Tensor, labels: Tensor, epochs: int = 30, seed: int
     net.eval()
     meta = {"epochs": epochs, "seed": seed, "n_train": len(x)}
     if path is not None:
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        torch.save({"state_dict": net.state_dict(), "meta": meta}, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        save_torch({"state_dict": net.state_dict(), "meta": meta}, path)
     return net, meta
 
 
