@@ -18,8 +18,9 @@ from types import SimpleNamespace
 
 import torch
 
-from sdimage.drag import DragConfig, _step_schedules, drag, drag_latents, num_drag_steps, official_nfe
-from sdimage.model import make_eps_model, make_grid
+from diffsamplers import num_drag_ops
+from sdimage.drag import DragConfig, drag, drag_grids, drag_latents, drag_schedules, official_nfe
+from sdimage.model import make_eps_model
 from sdimage.tiny import make_tiny_pipeline
 
 
@@ -61,13 +62,13 @@ class StubUnet(torch.nn.Module):
 def count_nfe(pipe, sampler: str, distance: float, config: DragConfig) -> dict:
     stub = StubUnet(pipe.unet.config)
     fake = SimpleNamespace(unet=stub, scheduler=pipe.scheduler, vae=pipe.vae, device=torch.device("cpu"))
-    grid = make_grid(pipe, config.steps, config.t0)
-    g, _ = _step_schedules(grid, config, False)
+    grid, fgrid = drag_grids(pipe, config)
     cond = torch.zeros(1, 77, pipe.unet.config.cross_attention_dim)
-    model = make_eps_model(fake, cond, cond, guidance=g)
+    model = make_eps_model(fake, cond, cond)
     src, tgt = [(4, 16)], [(4 + int(distance), 16)]
-    m = num_drag_steps(src, tgt, config.step_size)
-    drag_latents(model, torch.zeros(1, 4, 32, 32), grid, src, tgt, None, sampler, config)
+    m = num_drag_ops(src, tgt, config.step_size, config.preset)
+    drag_latents(model, torch.zeros(1, 4, 32, 32), grid, src, tgt, None, sampler, config, forward_grid=fgrid,
+                 schedules=drag_schedules(config, False))
     off = official_nfe(config, m, sampler)
     return {"sampler": sampler, "distance_latent_px": distance, "drag_ops": m, "nfe": model.nfe,
             "nfe_per_op": model.nfe / m, "unet_rows": model.unet_rows, "lora_train_steps": config.lora_steps,
@@ -77,17 +78,17 @@ def count_nfe(pipe, sampler: str, distance: float, config: DragConfig) -> dict:
 
 def time_loop(pipe, sampler: str, config: DragConfig, latent_hw: int, cond_dim: int, repeats: int = 1) -> dict:
     """Wall time of ``drag_latents`` (one operation) and the UNet's share."""
-    grid = make_grid(pipe, config.steps, config.t0)
-    g, _ = _step_schedules(grid, config, False)
+    grid, fgrid = drag_grids(pipe, config)
     gen = torch.Generator().manual_seed(0)
     cond = torch.randn(1, 77, cond_dim, generator=gen)
     x0 = torch.randn(1, 4, latent_hw, latent_hw, generator=gen)
     best = None
     for _ in range(repeats):
-        model = make_eps_model(pipe, cond, torch.zeros_like(cond), guidance=g)
+        model = make_eps_model(pipe, cond, torch.zeros_like(cond))
         timer = UnetTimer(pipe.unet)
         t = time.perf_counter()
-        drag_latents(model, x0, grid, [(2, 2)], [(3, 2)], None, sampler, config)
+        drag_latents(model, x0, grid, [(2, 2)], [(3, 2)], None, sampler, config, forward_grid=fgrid,
+                     schedules=drag_schedules(config, False))
         wall = time.perf_counter() - t
         timer.remove()
         row = {"sampler": sampler, "grid_steps": grid.num_steps, "nfe": model.nfe, "wall_s": wall,

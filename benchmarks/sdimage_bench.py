@@ -142,11 +142,11 @@ def main(argv=None) -> int:
             jobs.append(("diffedit", s, lambda s=s: tasks.diffedit(pipe, image, "a cat", "a dog", t0=0.7, sampler=s,
                                                                   steps=steps, mask_draws=2 if a.full else 10)))
     if "reconstruct" in selected:
-        for m in ("ddim-inversion", "cycle-sde"):
-            jobs.append(("reconstruct", m, lambda m=m: tasks.reconstruct(pipe, image, method=m, steps=steps)))
+        for m in ("ode", "sde"):
+            jobs.append(("reconstruct", m, lambda m=m: tasks.reconstruct(pipe, image, sampler=m, steps=steps)))
     for name, variant, job in jobs:
         clock.total = 0.0
-        _, info = job()
+        info = job().info
         rows, nfe = info["unet_rows"], info["nfe"]
         # nominal: NFE x one separately timed call at the batch the task uses (2 rows with CFG, 1 without)
         nominal = unet_b2 * (rows - nfe) + unet_b1 * (2 * nfe - rows) if rows <= 2 * nfe else unet_b2 * rows / 2

@@ -1,13 +1,18 @@
 """One sampler library shared by ``toy`` and ``sdimage``: pure functions over an ε-model, a grid and a noise source.
 
 η = 0 is the probability-flow ODE (DDIM), η = 1 the reverse SDE (DDPM); Cycle-SDE records and replays noises.
+Every editing method (inpaint, SDEdit, DiffEdit, reconstruction, SDE-/ODE-Drag) is composed once, in
+:mod:`diffsamplers.recipes`, with the ``"official"`` / ``"clean"`` presets of :mod:`diffsamplers.presets`.
 Works on torch tensors of any shape, float32 or float64, CPU or CUDA.
 """
 from .continuous import euler_maruyama, probability_flow_euler, probability_flow_heun
 from .cycle import VARIANTS, CycleTrace, cycle_encode, cycle_record, cycle_replay, forward_chain
-from .edits import copy_paste, num_drag_steps, patch_bounds
+from . import presets, recipes
+from .edits import PRESETS, check_preset, copy_paste, drag_path, num_drag_ops, num_drag_steps, patch_bounds
 from .grid import Grid
 from .noise import GaussianNoise, NoiseSource, RecordingNoise, ReplayNoise
+from .presets import cosine_ramp, linear_ramp, official_grids
+from .recipes import SAMPLERS, EditResult, check_sampler
 from .sampling import EpsModel, PostStep, invert_ddim, sample_ddim, sample_dpmpp
 from .steps import (
     ddim_noise_for_target,
@@ -28,4 +33,6 @@ __all__ = [
     "CycleTrace", "VARIANTS", "euler_maruyama", "probability_flow_euler", "probability_flow_heun",
     "ddim_step", "ddim_sigma", "ddim_noise_for_target", "dpmpp_step", "forward_step", "posterior_step",
     "predict_x0", "eps_from_v", "eps_from_x0", "eps_from_score", "copy_paste", "patch_bounds", "num_drag_steps",
+    "num_drag_ops", "drag_path", "PRESETS", "check_preset", "linear_ramp", "cosine_ramp", "official_grids",
+    "recipes", "presets", "SAMPLERS", "EditResult", "check_sampler",
 ]

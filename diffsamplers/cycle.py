@@ -43,29 +43,25 @@ class CycleTrace:
     variant: str
 
 
-def _level(grid: Grid, i: int) -> tuple[Tensor, Tensor]:
-    return grid.alphas[i], grid.sigmas[i]
-
-
 def forward_chain(x0: Tensor, grid: Grid, noise: NoiseSource, variant: Variant = "markov") -> list[Tensor]:
-    """Forward chain on the grid from the clean ``x0`` (grid point N) to grid point 0, by the chosen encoder."""
+    """Forward chain on the grid from the clean ``x0`` (grid point N) to grid point 0, by the chosen encoder.
+
+    The Markov kernel that step i reverses goes from the level step i lands on to point i, so on an
+    inconsistent grid (:class:`Grid` ``to_alphas``) each kernel uses its own pair of levels.
+    """
     n = grid.num_steps
     chain: list[Tensor] = [x0] * (n + 1)
     if variant == "markov":
-        for k, j in enumerate(range(n, 0, -1)):
-            a_s, s_s = _level(grid, j)
-            a_t, s_t = _level(grid, j - 1)
-            chain[j - 1] = forward_step(chain[j], a_s, s_s, a_t, s_t, noise(k, x0))
+        for k, i in enumerate(range(n - 1, -1, -1)):
+            a_t, s_t, a_s, s_s = grid.step(i)
+            chain[i] = forward_step(chain[i + 1], a_s, s_s, a_t, s_t, noise(k, x0))
     elif variant == "independent":
         for k, j in enumerate(range(n - 1, -1, -1)):
-            a, s = _level(grid, j)
-            chain[j] = float(a) * x0 + float(s) * noise(k, x0)
+            chain[j] = float(grid.alphas[j]) * x0 + float(grid.sigmas[j]) * noise(k, x0)
     elif variant == "posterior":
-        a0, s0 = _level(grid, 0)
-        chain[0] = float(a0) * x0 + float(s0) * noise(0, x0)
+        chain[0] = float(grid.alphas[0]) * x0 + float(grid.sigmas[0]) * noise(0, x0)
         for i in range(n - 1):
-            a_t, s_t = _level(grid, i)
-            a_s, s_s = _level(grid, i + 1)
+            a_t, s_t, a_s, s_s = grid.step(i)
             chain[i + 1] = posterior_step(chain[i], x0, a_t, s_t, a_s, s_s, noise(i + 1, x0))
     else:
         raise ValueError(f"unknown Cycle-SDE variant {variant!r}; choose one of {VARIANTS}")
@@ -82,8 +78,7 @@ def cycle_record(model: EpsModel, chain: list[Tensor], grid: Grid, eta: float = 
     noises: list[Tensor] = []
     it = tqdm(range(grid.num_steps), desc="Cycle-SDE record", leave=False) if progress else range(grid.num_steps)
     for i in it:
-        a_t, s_t = _level(grid, i)
-        a_s, s_s = _level(grid, i + 1)
+        a_t, s_t, a_s, s_s = grid.step(i)
         eps = model(chain[i], grid.timesteps[i])
         if ddim_sigma(a_t, s_t, a_s, s_s, eta) > 0:
             noises.append(ddim_noise_for_target(chain[i], eps, chain[i + 1], a_t, s_t, a_s, s_s, eta))
@@ -107,8 +102,7 @@ def cycle_replay(
         raise ValueError(f"{len(noises)} recorded noises for a {grid.num_steps}-step grid")
     it = tqdm(range(grid.num_steps), desc="Cycle-SDE replay", leave=False) if progress else range(grid.num_steps)
     for i in it:
-        a_t, s_t = _level(grid, i)
-        a_s, s_s = _level(grid, i + 1)
+        a_t, s_t, a_s, s_s = grid.step(i)
         eps = model(x, grid.timesteps[i])
         w = noises[i].to(device=x.device, dtype=x.dtype)
         if ddim_sigma(a_t, s_t, a_s, s_s, eta) > 0:
@@ -128,7 +122,15 @@ def cycle_encode(
     variant: Variant = "markov",
     eta: float = 1.0,
     progress: bool = False,
+    forward_grid: Grid | None = None,
 ) -> CycleTrace:
-    """Forward chain + recorded noises in one call (N model evaluations)."""
-    chain = forward_chain(x0, grid, noise, variant)
+    """Forward chain (on ``forward_grid``, default ``grid``) + the noises that replay it on ``grid`` (N model calls).
+
+    The two grids differ only to reproduce the official SDE-Drag code (:func:`diffsamplers.presets.official_grids`);
+    replay reconstructs the chain exactly whatever levels the chain was drawn with.
+    """
+    fg = grid if forward_grid is None else forward_grid
+    if fg.num_steps != grid.num_steps:
+        raise ValueError(f"forward grid has {fg.num_steps} steps, grid {grid.num_steps}")
+    chain = forward_chain(x0, fg, noise, variant)
     return CycleTrace(chain, cycle_record(model, chain, grid, eta, progress), eta, variant)

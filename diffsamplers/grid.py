@@ -3,6 +3,12 @@
 A grid holds N + 1 points ordered from noisiest (index 0) to cleanest (index N).  The model is evaluated at
 points 0..N-1 only; ``timesteps`` holds the label passed to the model (an integer DDPM timestep for Stable
 Diffusion, a continuous time for toy models; the final label is never used by the samplers).
+
+Step i goes from point i to point i + 1.  A grid may instead name, per step, the level it *lands* on
+(``to_alphas`` / ``to_sigmas``) when that differs from the level the next step *starts* from.  No consistent
+sampler needs this; it exists so the official SDE-Drag code, whose backward loop steps from timestep τ to τ − T/N
+while its timestep list is not evenly spaced (504 → 499, then 500 → 495), can be reproduced exactly
+(:func:`diffsamplers.presets.official_grids`).
 """
 from __future__ import annotations
 
@@ -15,6 +21,10 @@ from torch import Tensor
 __all__ = ["Grid"]
 
 
+def _snr(alphas: Tensor, sigmas: Tensor) -> Tensor:
+    return alphas / sigmas.clamp_min(torch.finfo(sigmas.dtype).tiny)
+
+
 @dataclass(frozen=True)
 class Grid:
     """Noise levels (alpha_t, sigma_t) and model time labels on a decreasing-noise grid."""
@@ -22,6 +32,8 @@ class Grid:
     timesteps: Tensor
     alphas: Tensor
     sigmas: Tensor
+    to_alphas: Tensor | None = None  # level step i lands on; None: point i + 1 (a consistent grid)
+    to_sigmas: Tensor | None = None
 
     def __post_init__(self) -> None:
         n = self.timesteps.shape[0]
@@ -29,17 +41,39 @@ class Grid:
             raise ValueError("a grid needs >= 2 points and 1-D timesteps/alphas/sigmas of equal length")
         if torch.any(self.alphas <= 0) or torch.any(self.sigmas < 0):
             raise ValueError("grid needs alpha > 0 and sigma >= 0")
-        snr = self.alphas / self.sigmas.clamp_min(torch.finfo(self.sigmas.dtype).tiny)
-        if torch.any(snr[1:] <= snr[:-1]):
+        if torch.any(_snr(self.alphas, self.sigmas)[1:] <= _snr(self.alphas, self.sigmas)[:-1]):
             raise ValueError("grid must go from noisy to clean (strictly increasing alpha/sigma)")
+        if (self.to_alphas is None) != (self.to_sigmas is None):
+            raise ValueError("give both to_alphas and to_sigmas, or neither")
+        if self.to_alphas is not None:
+            ta, ts = self.to_alphas, self.to_sigmas
+            if ta.shape != (n - 1,) or ts.shape != (n - 1,):  # type: ignore[union-attr]
+                raise ValueError("to_alphas / to_sigmas need one entry per step")
+            if torch.any(ta <= 0) or torch.any(ts < 0):  # type: ignore[operator]
+                raise ValueError("grid needs alpha > 0 and sigma >= 0")
+            if torch.any(_snr(ta, ts) <= _snr(self.alphas[:-1], self.sigmas[:-1])):  # type: ignore[arg-type]
+                raise ValueError("every step must land on a cleaner level than it starts from")
+            if float(ta[-1]) != float(self.alphas[-1]) or float(ts[-1]) != float(self.sigmas[-1]):  # type: ignore[index]
+                raise ValueError("the last step must land on the final grid point")
 
     @property
     def num_steps(self) -> int:
         """Number of steps N (model evaluations per sampling pass)."""
         return self.timesteps.shape[0] - 1
 
+    @property
+    def consistent(self) -> bool:
+        """True when every step lands on the point the next step starts from."""
+        return self.to_alphas is None
+
     def __len__(self) -> int:
         return self.timesteps.shape[0]
+
+    def step(self, i: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(alpha_t, sigma_t, alpha_s, sigma_s) of step i: from point i to the level it lands on."""
+        if self.to_alphas is None:
+            return self.alphas[i], self.sigmas[i], self.alphas[i + 1], self.sigmas[i + 1]
+        return self.alphas[i], self.sigmas[i], self.to_alphas[i], self.to_sigmas[i]  # type: ignore[index]
 
     @classmethod
     def from_alphas_cumprod(
@@ -75,16 +109,15 @@ class Grid:
         return cls(t, a, s)
 
     def tail(self, fraction: float) -> "Grid":
-        """The last round(fraction * N) steps: start editing at t0 (SDEdit 'strength' convention of diffusers)."""
+        """The last int(fraction * N) steps (at least one): start editing at t0 (diffusers' img2img 'strength')."""
         if not 0.0 < fraction <= 1.0:
             raise ValueError(f"t0 fraction must be in (0, 1], got {fraction}")
         k = min(max(int(self.num_steps * fraction), 1), self.num_steps)
         return self.slice(self.num_steps - k, self.num_steps + 1)
 
     def slice(self, start: int, stop: int) -> "Grid":
-        """Sub-grid of points start..stop-1."""
-        return Grid(self.timesteps[start:stop], self.alphas[start:stop], self.sigmas[start:stop])
-
-    def reversed_levels(self) -> tuple[Tensor, Tensor, Tensor]:
-        """(timesteps, alphas, sigmas) ordered clean to noisy, for inversion and forward chains."""
-        return self.timesteps.flip(0), self.alphas.flip(0), self.sigmas.flip(0)
+        """Sub-grid of points start..stop-1 (``stop`` may not drop the final point of an inconsistent grid)."""
+        if self.to_alphas is None:
+            return Grid(self.timesteps[start:stop], self.alphas[start:stop], self.sigmas[start:stop])
+        return Grid(self.timesteps[start:stop], self.alphas[start:stop], self.sigmas[start:stop],
+                    self.to_alphas[start:stop - 1], self.to_sigmas[start:stop - 1])  # type: ignore[index]

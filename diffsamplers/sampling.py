@@ -40,9 +40,10 @@ def sample_ddim(
     if eta > 0 and noise is None:
         raise ValueError("eta > 0 needs a noise source (GaussianNoise(generator) or ReplayNoise(noises))")
     for i in _steps(grid.num_steps, progress, f"DDIM eta={eta:g}"):
+        a_t, s_t, a_s, s_s = grid.step(i)
         eps = model(x, grid.timesteps[i])
-        w = noise(i, x) if eta > 0 and float(grid.sigmas[i + 1]) > 0 else None
-        x = ddim_step(x, eps, grid.alphas[i], grid.sigmas[i], grid.alphas[i + 1], grid.sigmas[i + 1], eta, w)
+        w = noise(i, x) if eta > 0 and float(s_s) > 0 else None
+        x = ddim_step(x, eps, a_t, s_t, a_s, s_s, eta, w)
         if post_step is not None:
             x = post_step(i, x)
     return x
@@ -68,7 +69,7 @@ def sample_dpmpp(
     lam_prev: float | None = None
     n = grid.num_steps
     for i in _steps(n, progress, "SDE-DPM-Solver++" if sde else "DPM-Solver++"):
-        a_t, s_t, a_s, s_s = grid.alphas[i], grid.sigmas[i], grid.alphas[i + 1], grid.sigmas[i + 1]
+        a_t, s_t, a_s, s_s = grid.step(i)
         eps = model(x, grid.timesteps[i])
         x0 = predict_x0(x, eps, a_t, s_t)
         use2 = order == 2 and x0_prev is not None and i < n - 1
@@ -92,12 +93,15 @@ def invert_ddim(
     fixed_point_iters: int = 0,
     progress: bool = False,
 ) -> list[Tensor]:
-    """DDIM inversion: the η = 0 update (Eq. 6) run from grid point N back to 0.
+    """DDIM inversion: the η = 0 update (Eq. 6) run backwards, from the clean point N to point 0.
 
-    As in Null-text inversion and diffusers' ``DDIMInverseScheduler``, ε is first evaluated on the current
-    (cleaner) latent with the label of the target (noisier) point; this is O(1/N) off the exact inverse.
-    ``fixed_point_iters > 0`` then refines each step by the fixed point x_t = (α_t/α_s) x_s + (σ_t − α_t σ_s/α_s) ε(x_t, t)
-    (exact inversion of the DDIM step; each iteration costs one more model call).
+    Step i of the grid (point i → the level it lands on) is inverted from the cleaner level to point i.  As in
+    Null-text inversion and diffusers' ``DDIMInverseScheduler``, ε is evaluated on the current (cleaner) latent
+    with the label of the noisier point; this is O(1/N) off the exact inverse.  For ε-prediction models this is
+    diffusers' update exactly; a v-prediction model wrapped to return ε (``eps_from_v`` at the label's level)
+    converts v at the noisier level, where diffusers converts at the cleaner one, which round-trips better.
+    ``fixed_point_iters > 0`` then refines each step by the fixed point
+    x_t = (α_t/α_s) x_s + (σ_t − α_t σ_s/α_s) ε(x_t, t) (exact inversion of the DDIM step; one model call each).
 
     Returns the trajectory indexed like the grid: ``traj[N] = x0``, ``traj[0]`` the inverted latent at t0.
     """
@@ -105,13 +109,14 @@ def invert_ddim(
     traj: list[Tensor] = [x0] * (n + 1)
     x = x0
     for k in _steps(n, progress, "DDIM inversion"):
-        j = n - k  # from grid point j (clean side) to j - 1
+        i = n - 1 - k  # invert step i: from the level it lands on back to point i
+        a_t, s_t, a_s, s_s = grid.step(i)
         x_s = x
-        eps = model(x_s, grid.timesteps[j - 1])
-        x = ddim_step(x_s, eps, grid.alphas[j], grid.sigmas[j], grid.alphas[j - 1], grid.sigmas[j - 1], 0.0)
+        eps = model(x_s, grid.timesteps[i])
+        x = ddim_step(x_s, eps, a_s, s_s, a_t, s_t, 0.0)
         if fixed_point_iters > 0:
-            a_t, s_t, a_s, s_s = (float(v) for v in (grid.alphas[j - 1], grid.sigmas[j - 1], grid.alphas[j], grid.sigmas[j]))
+            at, st, as_, ss = (float(v) for v in (a_t, s_t, a_s, s_s))
             for _ in range(fixed_point_iters):
-                x = (a_t / a_s) * x_s + (s_t - a_t * s_s / a_s) * model(x, grid.timesteps[j - 1])
-        traj[j - 1] = x
+                x = (at / as_) * x_s + (st - at * ss / as_) * model(x, grid.timesteps[i])
+        traj[i] = x
     return traj

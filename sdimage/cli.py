@@ -1,86 +1,22 @@
-"""``python -m sdimage <command>``: make-tiny-model, inpaint, translate, diffedit, reconstruct (+ drag commands
-from ``sdimage.drag_cli`` when that module exists).
+"""``python -m sdimage <command>``: make-tiny-model, inpaint, translate, diffedit, reconstruct, drag, dragbench
+(the last two from :mod:`sdimage.drag_cli`; shared helpers in :mod:`sdimage.cli_common`).
 
 Bad input raises :class:`SdImageError`; :func:`main` prints it as ONE line on stderr and exits with status 2,
 before anything is written (outputs are written atomically at the very end).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import warnings
 from pathlib import Path
 from typing import Sequence
 
+from . import drag_cli
+from .cli_common import (Parser, add_model_args, add_preset_arg, add_sampling_args, check_input_file, check_out_path,
+                         pipeline_from_args)
 from .errors import SdImageError
 
-__all__ = ["main", "build_parser", "add_model_args", "add_sampling_args", "pipeline_from_args", "check_out_path",
-           "check_input_file"]
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2 (argparse's default prints the whole usage block)
-        self.exit(2, f"error: {message} (see `python -m sdimage {self.prog.split()[-1]} --help`)\n")
-
-
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    """--model/--device/--dtype and the memory switches (shared by every task command, drag included)."""
-    g = p.add_argument_group("model")
-    g.add_argument("--model", required=True, help="local diffusers folder (with model_index.json) or a hub id")
-    g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
-    g.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "float64"])
-    g.add_argument("--attention-slicing", action="store_true")
-    g.add_argument("--vae-slicing", action="store_true")
-    g.add_argument("--vae-tiling", action="store_true")
-    g.add_argument("--cpu-offload", action="store_true", help="model CPU offload (accelerate; needs CUDA)")
-
-
-def add_sampling_args(p: argparse.ArgumentParser, steps: int = 50, guidance: float = 7.5, sampler: str = "sde") -> None:
-    g = p.add_argument_group("sampling")
-    g.add_argument("--sampler", choices=["ode", "sde"], default=sampler, help=f"ODE or SDE (default {sampler})")
-    g.add_argument("--steps", type=int, default=steps, help=f"number of steps of the full schedule (default {steps})")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--guidance", type=float, default=guidance, help=f"classifier-free guidance (default {guidance})")
-    g.add_argument("--out", required=True, help="output PNG; a JSON with the same stem is written beside it")
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
-    g.add_argument("--strict-size", action="store_true",
-                   help="error (instead of resizing down) when the image size is not divisible by the VAE factor")
-    g.add_argument("--size", type=int, nargs="+", metavar="N",
-                   help="resize the input first: one int (square) or WIDTH HEIGHT")
-
-
-def check_input_file(path: str, what: str, image: bool = True) -> None:
-    """Exists, is a file and (``image``: the default) is readable by PIL: checked before any model is loaded."""
-    p = Path(path)
-    if not p.exists():
-        raise SdImageError(f"{what} file {path!r} does not exist")
-    if not p.is_file():
-        raise SdImageError(f"{what} path {path!r} is not a file")
-    if not image:
-        return
-    from PIL import Image
-
-    try:
-        with Image.open(p) as im:
-            im.verify()
-    except Exception as err:
-        raise SdImageError(f"cannot read {what} {path!r}: {err}") from None
-
-
-def check_out_path(out: str) -> Path:
-    p = Path(out)
-    if p.suffix.lower() != ".png":
-        raise SdImageError(f"--out must end in .png, got {out!r}")
-    if p.exists() and p.is_dir():
-        raise SdImageError(f"--out {out!r} is a directory")
-    return p
-
-
-def pipeline_from_args(args):
-    from .loading import load_pipeline
-
-    return load_pipeline(args.model, device=args.device, dtype=args.dtype, attention_slicing=args.attention_slicing,
-                         vae_slicing=args.vae_slicing, vae_tiling=args.vae_tiling, cpu_offload=args.cpu_offload)
+__all__ = ["main", "build_parser"]
 
 
 def _size(args):
@@ -148,11 +84,11 @@ def _cmd_inpaint(args) -> int:
     pipe = pipeline_from_args(args)
     image = _load_image(args, pipe)
     mask = load_mask(args.mask, image, resize=args.resize_mask)
-    out, info = tasks.inpaint(pipe, image, mask, args.prompt, sampler=args.sampler, solver=args.solver,
+    res = tasks.inpaint(pipe, image, mask, args.prompt, sampler=args.sampler, solver=args.solver,
                               order=args.order, eta=args.eta, steps=args.steps, guidance=args.guidance,
                               negative_prompt=args.negative_prompt, seed=args.seed, strength=args.strength,
                               renoise=args.renoise, progress=not args.no_progress)
-    return _finish(args, out, info)
+    return _finish(args, res.image, res.info)
 
 
 def _cmd_translate(args) -> int:
@@ -161,10 +97,10 @@ def _cmd_translate(args) -> int:
     _check_common(args)
     pipe = pipeline_from_args(args)
     image = _load_image(args, pipe)
-    out, info = tasks.translate(pipe, image, args.prompt, t0=args.t0, sampler=args.sampler, solver=args.solver,
+    res = tasks.translate(pipe, image, args.prompt, t0=args.t0, sampler=args.sampler, solver=args.solver,
                                 order=args.order, eta=args.eta, steps=args.steps, guidance=args.guidance,
                                 negative_prompt=args.negative_prompt, seed=args.seed, progress=not args.no_progress)
-    return _finish(args, out, info)
+    return _finish(args, res.image, res.info)
 
 
 def _cmd_diffedit(args) -> int:
@@ -179,10 +115,11 @@ def _cmd_diffedit(args) -> int:
     pipe = pipeline_from_args(args)
     image = _load_image(args, pipe)
     mask = load_mask(args.mask, image, resize=args.resize_mask) if args.mask else None
-    out, info = tasks.diffedit(pipe, image, args.source_prompt, args.target_prompt, t0=args.t0, sampler=args.sampler,
-                               steps=args.steps, guidance=args.guidance, seed=args.seed, mask=mask,
-                               mask_draws=args.mask_draws, mask_t0=args.mask_t0, progress=not args.no_progress)
-    return _finish(args, out, info)
+    res = tasks.diffedit(pipe, image, args.source_prompt, args.target_prompt, t0=args.t0, sampler=args.sampler,
+                         steps=args.steps, guidance=args.guidance, seed=args.seed, mask=mask,
+                         mask_draws=args.mask_draws, mask_t0=args.mask_t0, preset=args.preset,
+                         progress=not args.no_progress)
+    return _finish(args, res.image, res.info)
 
 
 def _cmd_reconstruct(args) -> int:
@@ -191,16 +128,16 @@ def _cmd_reconstruct(args) -> int:
     _check_common(args)
     pipe = pipeline_from_args(args)
     image = _load_image(args, pipe)
-    out, info = tasks.reconstruct(pipe, image, method=args.method, steps=args.steps, t0=args.t0, prompt=args.prompt,
-                                  guidance=args.guidance, seed=args.seed, progress=not args.no_progress)
-    print(f"latent max |error| {info['latent_max_abs_error']:.3e}, pixel RMSE {info['pixel_rmse']:.3e}")
-    return _finish(args, out, info)
+    res = tasks.reconstruct(pipe, image, sampler=args.sampler, steps=args.steps, t0=args.t0, prompt=args.prompt,
+                            guidance=args.guidance, seed=args.seed, progress=not args.no_progress)
+    print(f"latent max |error| {res.info['latent_max_abs_error']:.3e}, pixel RMSE {res.info['pixel_rmse']:.3e}")
+    return _finish(args, res.image, res.info)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m sdimage", description="Stable Diffusion editing with ODE or SDE samplers "
+    p = Parser(prog="python -m sdimage", description="Stable Diffusion editing with ODE or SDE samplers "
                 "(Nie et al., ICLR 2024: SDE beats ODE in diffusion-based image editing).")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     t = sub.add_parser("make-tiny-model", help="write a tiny random-weight SD pipeline (offline tests, smoke runs)")
     t.add_argument("dir")
@@ -250,25 +187,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--resize-mask", action="store_true")
     q.add_argument("--mask-draws", type=int, default=10, help="noise draws averaged for the mask (default 10)")
     q.add_argument("--mask-t0", type=float, default=0.5, help="noise level of the mask estimate (default 0.5)")
+    add_preset_arg(q)
     add_sampling_args(q)
     q.set_defaults(func=_cmd_diffedit)
 
-    q = sub.add_parser("reconstruct", help="encode + decode with Cycle-SDE or DDIM inversion; reports the error")
+    q = sub.add_parser("reconstruct", help="encode + decode with Cycle-SDE (sde) or DDIM inversion (ode); reports the error")
     add_model_args(q)
     q.add_argument("--image", required=True)
-    q.add_argument("--method", choices=["cycle-sde", "ddim-inversion"], default="cycle-sde")
     q.add_argument("--prompt", default="")
     q.add_argument("--t0", type=float, default=1.0, help="invert up to this noise level (default 1)")
     add_sampling_args(q, guidance=1.0)
     q.set_defaults(func=_cmd_reconstruct)
 
-    try:
-        from . import drag_cli
-    except ModuleNotFoundError as err:
-        if err.name != f"{__package__}.drag_cli":
-            raise
-    else:
-        drag_cli.add_parsers(sub)
+    drag_cli.add_parsers(sub)
     return p
 
 

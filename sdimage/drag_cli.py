@@ -8,20 +8,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .cli_common import (add_model_args, check_input_file, check_out_path, parse_point, pipeline_from_args)
 from .errors import SdImageError
 
-__all__ = ["add_parsers", "parse_point", "config_from_args"]
-
-
-def parse_point(text: str) -> tuple[int, int]:
-    """'X,Y' (image pixels, integers) → (x, y)."""
-    parts = str(text).replace(" ", "").split(",")
-    if len(parts) != 2:
-        raise SdImageError(f"point {text!r} must be X,Y (two integers, image pixels)")
-    try:
-        return int(parts[0]), int(parts[1])
-    except ValueError:
-        raise SdImageError(f"point {text!r} must be X,Y (two integers, image pixels)") from None
+__all__ = ["add_parsers", "config_from_args"]
 
 
 def _drag_params(q: argparse.ArgumentParser) -> None:
@@ -44,6 +34,9 @@ def _drag_params(q: argparse.ArgumentParser) -> None:
     g.add_argument("--lora-scale-min", type=float, default=d.lora_scale_min, help="LoRA scale at t0 (default 0.5)")
     g.add_argument("--lora-cache", default=None, help="LoRA cache folder (default $SDIMAGE_CACHE or ~/.cache/sdimage)")
     g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--preset", choices=["official", "clean"], default=d.preset,
+                   help="official: reproduce the paper's code (default); clean: centred (2r+1)^2 window, exact "
+                        "ramps and grid (docs/drag.md)")
     g.add_argument("--negative-prompt", default="")
     g.add_argument("--no-progress", action="store_true")
 
@@ -55,13 +48,11 @@ def config_from_args(args):
         steps=args.steps, t0=args.t0, guidance_min=args.guidance_min, guidance_max=args.guidance,
         step_size=args.step_size, r=args.r, alpha=args.alpha, beta=args.beta, lora_steps=args.lora_steps,
         lora_rank=args.lora_rank, lora_lr=args.lora_lr, lora_scale_min=args.lora_scale_min, seed=args.seed,
-        lora_cache_dir=args.lora_cache,
+        lora_cache_dir=args.lora_cache, preset=args.preset,
     ).validate()
 
 
 def add_parsers(sub) -> None:
-    from .cli import add_model_args
-
     q = sub.add_parser("drag", help="SDE-Drag / ODE-Drag: move --source points to --target points")
     add_model_args(q)
     q.add_argument("--image", required=True)
@@ -99,7 +90,6 @@ def _meta(args, info: dict) -> dict:
 
 
 def _cmd_drag(args) -> int:
-    from .cli import check_input_file, check_out_path, pipeline_from_args
     from .drag import drag, validate_points
     from .latents import load_image, load_mask
     from .runinfo import write_outputs
@@ -144,7 +134,6 @@ def _metric_fns(args):
 
 
 def _cmd_dragbench(args) -> int:
-    from .cli import pipeline_from_args
     from .dragbench import evaluate_dragbench, find_samples, read_sample, run_dragbench
 
     out = Path(args.out)

@@ -8,7 +8,15 @@ Mask rule: the mask is read as grayscale, scaled to [0, 1] and thresholded at 0.
 White (1) = the region to edit / inpaint, black (0) = keep.  A mask with values other than 0 and 255 gets a
 warning saying how many pixels were thresholded.  A mask whose size differs from the image is an error unless
 ``resize=True`` (CLI ``--resize-mask``), which resizes it to the image size with nearest-neighbour sampling first.
-Masks reach the latent grid by nearest-neighbour downsampling (as diffusers' inpainting pipeline).
+Pixel mask → latent grid (:func:`mask_to_latent`), one rule per use, documented here once:
+
+- ``"nearest"``: nearest-neighbour downsampling, as diffusers' inpainting pipeline (inpainting; a DiffEdit mask
+  given by the user under the official preset, as the diffusers DiffEdit pipeline the official ODE code ran).
+- ``"bicubic"``: the official SDE-Drag rule: the mask (0/255) resized with PIL's bicubic filter to the latent size,
+  editable where > 128 (``sdedrag_dragbench.py``; drag under the official preset).  The official code resizes the
+  raw grey values; here the one pixel threshold above comes first, which is the same for binary masks.
+- ``"area"``: area average over each latent cell, editable where more than half is (the clean preset, drag and
+  DiffEdit).
 """
 from __future__ import annotations
 
@@ -25,7 +33,7 @@ from torch import Tensor
 from .errors import SdImageError
 
 __all__ = [
-    "SdImageWarning", "load_image", "load_mask", "mask_to_latent", "encode", "decode", "save_image", "to_pil",
+    "SdImageWarning", "load_image", "load_mask", "mask_to_latent", "MASK_RULES", "encode", "decode", "save_image", "to_pil",
     "vae_factor",
 ]
 
@@ -105,9 +113,28 @@ def load_mask(path, like_image: Tensor, resize: bool = False) -> Tensor:
     return torch.from_numpy(m)[None, None]
 
 
-def mask_to_latent(mask: Tensor, latent_hw: tuple[int, int]) -> Tensor:
-    """Nearest-neighbour downsampling of a [1, 1, H, W] pixel mask to the latent grid (as diffusers' inpainting)."""
-    return F.interpolate(mask.float(), size=tuple(latent_hw), mode="nearest")
+MASK_RULES = ("nearest", "bicubic", "area")
+
+
+def mask_to_latent(mask: Tensor, latent_hw: tuple[int, int], rule: str = "nearest") -> Tensor:
+    """A binary [1, 1, H, W] / [H, W] pixel mask (1 = edit) on the latent grid as a float {0, 1} [1, 1, h, w]
+    tensor, by ``rule`` (module docstring)."""
+    m = mask.float()
+    while m.dim() < 4:
+        m = m.unsqueeze(0)
+    m = m[:, :1]
+    h, w = (int(v) for v in latent_hw)
+    if rule == "nearest":
+        return F.interpolate(m, size=(h, w), mode="nearest")
+    if rule == "area":
+        return (F.interpolate(m, size=(h, w), mode="area") > 0.5).float()
+    if rule == "bicubic":
+        from PIL import Image
+
+        grey = (m[0, 0].cpu().numpy() > 0.5).astype(np.uint8) * 255
+        small = np.asarray(Image.fromarray(grey).resize((w, h), Image.BICUBIC))
+        return torch.from_numpy((small > 128).astype(np.float32))[None, None]
+    raise SdImageError(f"mask rule must be one of {MASK_RULES}, got {rule!r}")
 
 
 def _device(pipe):

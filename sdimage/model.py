@@ -13,11 +13,11 @@ from typing import Callable, Union
 import torch
 from torch import Tensor
 
-from diffsamplers import Grid, eps_from_v
+from diffsamplers import Grid, eps_from_v, official_grids
 
 from .errors import SdImageError
 
-__all__ = ["EpsModel", "make_eps_model", "encode_prompt", "make_scheduler", "make_grid"]
+__all__ = ["EpsModel", "make_eps_model", "encode_prompt", "make_scheduler", "make_grid", "make_official_grids"]
 
 Guidance = Union[float, Callable[[int], float]]
 AttnKwargs = Union[dict, Callable[[int], dict], None]
@@ -54,6 +54,30 @@ def make_grid(pipe, steps: int, t0: float = 1.0, dtype: torch.dtype = torch.floa
     sched.set_timesteps(steps)
     grid = Grid.from_alphas_cumprod(sched.timesteps, sched.alphas_cumprod, sched.final_alpha_cumprod, dtype=dtype)
     return grid.tail(float(t0)) if float(t0) < 1.0 else grid
+
+
+def make_official_grids(pipe, steps: int, t0: float, scheduler: str = "ddim",
+                        dtype: torch.dtype = torch.float64) -> tuple[Grid, Grid]:
+    """(backward, forward) grids of the official Cycle-SDE code (:func:`diffsamplers.official_grids`) over the
+    timesteps of the scheduler that code used: ``"dpmsolver"`` (SDE-Drag: ``DPMSolverMultistepScheduler``) or
+    ``"ddim"`` (DiffEdit-SDE: ``DDIMScheduler``), both built ``from_config`` from the pipeline's scheduler."""
+    if not isinstance(steps, int) or steps < 2:
+        raise SdImageError(f"--steps must be an integer >= 2 for the official preset, got {steps!r}")
+    k = int(float(t0) * steps)
+    if not 1 <= k <= steps - 1:
+        raise SdImageError(f"the official preset needs 1 <= int(t0 * steps) <= steps - 1; t0 = {t0} and "
+                           f"{steps} steps give {k} (use --preset clean for t0 = 1)")
+    if scheduler == "dpmsolver":
+        from diffusers import DPMSolverMultistepScheduler
+
+        sched = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+    elif scheduler == "ddim":
+        sched = make_scheduler(pipe)
+    else:
+        raise SdImageError(f"scheduler must be 'dpmsolver' or 'ddim', got {scheduler!r}")
+    sched.set_timesteps(steps)
+    return official_grids(sched.timesteps, sched.alphas_cumprod, float(t0), int(sched.config.num_train_timesteps),
+                          dtype=dtype)
 
 
 class EpsModel:
@@ -102,10 +126,12 @@ class EpsModel:
         return c(t) if callable(c) else c
 
     @torch.no_grad()
-    def __call__(self, x: Tensor, t) -> Tensor:
+    def __call__(self, x: Tensor, t, guidance: float | None = None, lora_scale: float | None = None) -> Tensor:
+        """ε at label t; ``guidance`` / ``lora_scale`` override the model's own for this call (drag schedules)."""
         tt = int(t)
         b = x.shape[0]
-        g = self.guidance_at(tt)
+        g = self.guidance_at(tt) if guidance is None else float(guidance)
+        attn = self.attn_kwargs_at(tt) if lora_scale is None else {"scale": float(lora_scale)}
         xin = x.to(device=self.device, dtype=self.dtype)
         if self.extra_channels is not None:
             xin = torch.cat([xin, self.extra_channels.expand(b, -1, -1, -1)], dim=1)
@@ -117,8 +143,7 @@ class EpsModel:
         else:
             emb = cond
         tin = torch.full((xin.shape[0],), tt, device=self.device, dtype=torch.long)
-        out = self.unet(xin, tin, encoder_hidden_states=emb, cross_attention_kwargs=self.attn_kwargs_at(tt),
-                        return_dict=False)[0]
+        out = self.unet(xin, tin, encoder_hidden_states=emb, cross_attention_kwargs=attn, return_dict=False)[0]
         self.nfe += 1
         self.unet_rows += xin.shape[0]
         out = out.to(device=x.device, dtype=x.dtype)

@@ -213,16 +213,16 @@ def test_one_step_pushforward_kl_properties(d, seed, n, t0, eta):
 
 
 def test_copy_paste_rule_1d_and_2d_with_overlap_and_borders():
-    """Target = α·P (written last, wins on overlap), source = β·P + √(1−β²)·z; windows shrink to fit both points."""
+    """Clean window (2r+1, centred). Target = α·P (written last, wins on overlap), source = β·P + √(1−β²)·z; windows shrink to fit both points."""
     x = torch.arange(10, dtype=torch.float64).reshape(1, 10)
     z = torch.full((1, 3), 0.5, dtype=torch.float64)
-    out = ds.copy_paste(x, [(3,)], [(5,)], r=1, alpha=2.0, beta=0.6, noise=lambda k, like: z)
+    out = ds.copy_paste(x, [(3,)], [(5,)], r=1, alpha=2.0, beta=0.6, noise=lambda k, like: z, preset="clean")
     p = x[0, 2:5].clone()
     torch.testing.assert_close(out[0, 4:7], 2.0 * p)                       # target window, overlap at index 4
     torch.testing.assert_close(out[0, 2:4], 0.6 * p[:2] + 0.8 * 0.5)       # source window outside the overlap
     assert torch.equal(out[0, 7:], x[0, 7:]) and torch.equal(out[0, :2], x[0, :2])
     img = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    out = ds.copy_paste(img, [(0, 6)], [(2, 7)], r=2, alpha=1.0, beta=1.0)  # beta = 1: no noise needed
+    out = ds.copy_paste(img, [(0, 6)], [(2, 7)], r=2, alpha=1.0, beta=1.0, preset="clean")  # beta = 1: no noise
     assert ds.patch_bounds((0, 6), (2, 7), 2, (8, 8)) == [(0, 2), (2, 0)]
     torch.testing.assert_close(out[..., 2:5, 5:8], img[..., 0:3, 4:7])
     with pytest.raises(ValueError):

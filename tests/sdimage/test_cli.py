@@ -51,8 +51,8 @@ def test_commands_end_to_end(capsys, tmp_path, tiny_model_dir, tiny_image_path, 
         ("inpaint", m + ["--mask", tiny_mask_path, "--prompt", "a cat", "--solver", "dpmpp", "--sampler", "sde"]),
         ("translate", m + ["--prompt", "a dog", "--t0", "0.5", "--eta", "0.3"]),
         ("diffedit", m + ["--source-prompt", "a cat", "--target-prompt", "a dog", "--t0", "0.5", "--mask-draws", "2"]),
-        ("reconstruct", m + ["--method", "cycle-sde"]),
-        ("reconstruct", m + ["--method", "cycle-sde", "--dtype", "float64"]),
+        ("reconstruct", m + ["--sampler", "sde"]),
+        ("reconstruct", m + ["--sampler", "sde", "--dtype", "float64"]),
     ]
     for k, (cmd, args) in enumerate(cases):
         out = tmp_path / f"{cmd}{k}.png"

@@ -6,19 +6,9 @@ import math
 import pytest
 import torch
 
-from sdimage.drag import (
-    DragConfig,
-    copy_paste,
-    drag,
-    drag_latents,
-    drag_path,
-    guidance_schedule,
-    lora_scale_schedule,
-    mask_to_latent,
-    num_drag_steps,
-    official_nfe,
-    patch_bounds,
-)
+from diffsamplers import num_drag_ops
+from sdimage.drag import DragConfig, drag, drag_latents, drag_schedules, official_nfe
+from sdimage.latents import mask_to_latent
 from sdimage.errors import SdImageError
 
 
@@ -42,105 +32,30 @@ def pipe64():
     return make_tiny_pipeline(seed=0).to(torch.float64)
 
 
-class Const:
-    """Noise source returning a constant (so pasted values are known)."""
-
-    def __init__(self, v: float) -> None:
-        self.v = v
-        self.calls = []
-
-    def __call__(self, i, like):
-        self.calls.append((i, tuple(like.shape)))
-        return torch.full_like(like, self.v)
+# ------------------------------------------------------------------------------------------ schedules
 
 
-# ------------------------------------------------------------------------------------------ copy-and-paste
-
-
-def test_copy_paste_values_interior():
-    lat = torch.arange(2 * 20 * 24, dtype=torch.float64).reshape(1, 2, 20, 24)
-    src, tgt, r = (6, 7), (15, 10), 2
-    out = copy_paste(lat, [src], [tgt], r=r, alpha=1.1, beta=0.3, noise=Const(0.5))
-    patch = lat[..., 7 - r:7 + r + 1, 6 - r:6 + r + 1]
-    assert torch.equal(out[..., 10 - r:10 + r + 1, 15 - r:15 + r + 1], 1.1 * patch)
-    expect_src = 0.3 * patch + math.sqrt(1 - 0.09) * 0.5
-    assert torch.allclose(out[..., 7 - r:7 + r + 1, 6 - r:6 + r + 1], expect_src)
-    # the handle and target pixel themselves
-    assert out[0, 0, 10, 15] == pytest.approx(1.1 * float(lat[0, 0, 7, 6]))
-    assert out[0, 1, 7, 6] == pytest.approx(0.3 * float(lat[0, 1, 7, 6]) + math.sqrt(0.91) * 0.5)
-    # everything else untouched, input untouched
-    changed = torch.zeros_like(lat, dtype=torch.bool)
-    changed[..., 5:10, 4:9] = True
-    changed[..., 8:13, 13:18] = True
-    assert torch.equal(out[~changed], lat[~changed])
-    assert torch.equal(lat, torch.arange(2 * 20 * 24, dtype=torch.float64).reshape(1, 2, 20, 24))
-
-
-def test_copy_paste_border_clipping():
-    h, w = 16, 16
-    lat = torch.randn(1, 4, h, w, dtype=torch.float64)
-    # source at the left border, target near the bottom-right corner
-    src, tgt, r = (0, 3), (14, 15), 5
-    left, right, top, bottom = patch_bounds(src, tgt, r, h, w)
-    assert (left, right, top, bottom) == (0, 1, 3, 0)  # min(r, sx, tx), min(r, W-1-sx, W-1-tx), ...
-    noise = Const(0.0)
-    out = copy_paste(lat, [src], [tgt], r=r, alpha=2.0, beta=0.5, noise=noise)
-    patch = lat[..., 0:4, 0:2]  # rows 3-3..3+0, cols 0-0..0+1
-    assert noise.calls == [(0, (1, 4, 4, 2))]
-    assert torch.equal(out[..., 12:16, 14:16], 2.0 * patch)
-    assert torch.allclose(out[..., 0:4, 0:2], 0.5 * patch)
-    mask = torch.ones_like(lat, dtype=torch.bool)
-    mask[..., 12:16, 14:16] = False
-    mask[..., 0:4, 0:2] = False
-    assert torch.equal(out[mask], lat[mask])
-
-
-def test_copy_paste_several_pairs_and_errors():
-    lat = torch.randn(1, 4, 32, 32)
-    out = copy_paste(lat, [(5, 5), (25, 25)], [(8, 5), (25, 22)], r=1, alpha=1.0, beta=1.0)  # beta = 1: no noise
-    assert torch.equal(out[..., 4:7, 7:10], lat[..., 4:7, 4:7])
-    assert torch.equal(out[..., 21:24, 24:27], lat[..., 24:27, 24:27])
-    with pytest.raises(ValueError):
-        copy_paste(lat, [(5, 5)], [], r=1)
-    with pytest.raises(ValueError):
-        copy_paste(lat, [(40, 5)], [(5, 5)], r=1, noise=Const(0))
-    with pytest.raises(ValueError):
-        copy_paste(lat, [(4, 5)], [(5, 5)], r=1, beta=0.3)  # needs a noise source
-
-
-# ------------------------------------------------------------------------------------------ iterations
-
-
-@pytest.mark.parametrize(
-    "d, step, m",
-    [(1.0, 2.0, 1), (2.0, 2.0, 1), (3.0, 2.0, 2), (4.5, 2.0, 2), (5.0, 2.0, 3), (7.0, 2.0, 4),
-     (20.0, 2.0, 10), (20.9, 2.0, 10), (21.0, 2.0, 11), (21.5, 2.0, 11), (10.0, 3.0, 3)],
-)
-def test_num_drag_steps(d, step, m):
-    # D <= step: 1; else floor(D/step) or +1, whichever gives D/m closer to step (ties keep floor)
-    # e.g. D = 5: 5/2 = 2.5 (off by 0.5) vs 5/3 = 1.67 (off by 0.33) -> 3
-    assert num_drag_steps([(0, 0)], [(d, 0)], step) == m
-
-
-def test_num_drag_steps_uses_the_longest_pair_and_path():
-    src, tgt = [(0, 0), (10, 10)], [(3, 4), (10, 12)]  # distances 5 and 2 -> D = 5 -> m = 2 at step_size 2.5
-    assert num_drag_steps(src, tgt, 2.5) == 2
-    ops = drag_path(src, tgt, 2)
-    assert ops[0] == ([(0, 0), (10, 10)], [(1, 2), (10, 11)])
-    assert ops[1] == ([(1, 2), (10, 11)], [(3, 4), (10, 12)])
-    assert drag_path([(5, 5)], [(2, 5)], 2)[0][1] == [(4, 5)]  # truncation toward zero (official .to(int))
-
-
-def test_schedules_and_official_count():
+@pytest.mark.parametrize("preset", ["official", "clean"])
+def test_drag_schedules_and_official_count(preset):
     n = 120
-    assert guidance_schedule(0, n) == 3.0 and guidance_schedule(n - 1, n) == 1.0
-    assert guidance_schedule(60, n) == pytest.approx(1 + 2 * 59 / 119)
-    assert lora_scale_schedule(0, n) == pytest.approx(0.5) and lora_scale_schedule(n - 1, n) == pytest.approx(1.0)
-    assert lora_scale_schedule(60, n) < 0.77
+    cfg = DragConfig(preset=preset)
+    sch = drag_schedules(cfg, lora=True)
+    g, s = sch["guidance"], sch["lora_scale"]
+    if preset == "clean":  # exactly 3 at t0 (k = 0), 1 at the last step
+        assert g(0, n) == 3.0 and g(n - 1, n) == 1.0 and g(60, n) == pytest.approx(1 + 2 * 59 / 119)
+        assert s(0, n) == pytest.approx(0.5) and s(n - 1, n) == pytest.approx(1.0)
+    else:  # the official ramp is one ramp step above: index j = K - k over length K - 1
+        assert g(0, n) == pytest.approx(1 + 2 * 120 / 119) and g(n - 1, n) == pytest.approx(1 + 2 / 119)
+        assert s(n - 1, n) == pytest.approx(1 - 0.5 * (1 - math.cos(math.pi / 119)) / 2)
+    assert "lora_scale" not in drag_schedules(cfg, lora=False)
     assert official_nfe(DragConfig(), 3) == {"unet_calls": 360, "eps_evals": 720, "unet_rows": 1440,
                                               "lora_train_steps": 100}
     with pytest.raises(SdImageError):
         DragConfig(t0=0).validate()
+    with pytest.raises(SdImageError):
+        DragConfig(preset="mine").validate()
+    with pytest.raises(SdImageError):
+        DragConfig(alpha=float("nan")).validate()
 
 
 # ------------------------------------------------------------------------------------------ the loop
@@ -173,7 +88,7 @@ def test_loop_nfe_and_mask_with_toy_model(sampler):
     model = ToyEps()
     cfg = DragConfig(step_size=2.0, r=2)
     res = drag_latents(model, x0, grid, [(2, 3)], [(7, 3)], keep, sampler, cfg)
-    m = num_drag_steps([(2, 3)], [(7, 3)], 2.0)
+    m = num_drag_ops([(2, 3)], [(7, 3)], 2.0)
     assert len(res.intermediates) == m == 3  # D = 5 -> 3 operations
     assert model.nfe == m * 2 * grid.num_steps  # record + replay, or inversion + sampling
     assert torch.equal(res.latent[~keep.expand_as(x0)], x0[~keep.expand_as(x0)])
@@ -189,21 +104,19 @@ def test_sde_loop_without_paste_is_exact_toy():
 
 
 def _sd_model(pipe, prompt="a photo", guidance=3.0, steps=4, t0=0.5):
-    from sdimage.drag import _step_schedules
     from sdimage.model import encode_prompt, make_eps_model, make_grid
 
-    cfg = DragConfig(steps=steps, t0=t0, guidance_max=guidance)
+    cfg = DragConfig(steps=steps, t0=t0, guidance_max=guidance, preset="clean")
     grid = make_grid(pipe, steps, t0)
-    g, _ = _step_schedules(grid, cfg, False)
     cond, unc = encode_prompt(pipe, prompt)
-    return make_eps_model(pipe, cond, unc, guidance=g), grid, cfg
+    return make_eps_model(pipe, cond, unc), grid, cfg
 
 
 def test_sde_drag_without_paste_returns_input_latent_float64(pipe64):
     model, grid, cfg = _sd_model(pipe64)
     cfg.paste = False
     x0 = torch.randn(1, 4, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    res = drag_latents(model, x0, grid, [(4, 4)], [(6, 5)], None, "sde", cfg)
+    res = drag_latents(model, x0, grid, [(4, 4)], [(6, 5)], None, "sde", cfg, schedules=drag_schedules(cfg, False))
     assert model.nfe == 2 * grid.num_steps
     assert (res.latent - x0).abs().max() < 1e-10
 
@@ -214,9 +127,9 @@ def test_outside_mask_equals_input_after_real_drag(pipe):
     x0 = torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(3))
     pmask = torch.zeros(64, 64)
     pmask[:, :40] = 1  # white (editable) left part of a 64x64 image
-    keep = mask_to_latent(pmask, 32, 32)
+    keep = mask_to_latent(pmask, (32, 32), "area") > 0.5
     assert keep.shape == (1, 1, 32, 32) and int(keep.sum()) == 32 * 20
-    res = drag_latents(model, x0, grid, [(5, 10)], [(7, 10)], keep, "sde", cfg)
+    res = drag_latents(model, x0, grid, [(5, 10)], [(7, 10)], keep, "sde", cfg, schedules=drag_schedules(cfg, False))
     outside = ~keep.expand_as(x0)
     assert torch.equal(res.latent[outside], x0[outside])
     assert (res.latent[~outside] - x0[~outside]).abs().max() > 1e-3

@@ -1,0 +1,131 @@
+"""The two presets of the editing recipes: ``"official"`` (the paper's code, ML-GSAI/SDE-Drag) and ``"clean"``.
+
+Line by line, where they differ (everything else is shared):
+
+====================  ================================================  =============================================
+rule                  ``"official"`` (``cycle_sde.py``, ``diffedit.py``,  ``"clean"``
+                      ``sdedrag_dragbench.py``, ``utils/drag.py``)
+====================  ================================================  =============================================
+paste window          half-open [p − lo, p + hi): (2r)², not centred     [p − lo, p + hi]: (2r + 1)², centred on p
+point path            s + trunc(i/m·d) in float32                       s + trunc(i·d/m) in exact integers
+number of operations  float32 norms and comparisons                    float64
+ramps (CFG, LoRA)     value at backward step k of K: ramp(j/(K−1)),     ramp((K−1−k)/(K−1)): exactly ``end`` at t0 and
+                      j = K − k, so ``end`` + one ramp step at t0 and   ``begin`` at the last step
+                      ``begin`` + one ramp step at the last step
+time grid (Cycle-SDE) :func:`official_grids`: K = int(t0·S) steps from  the last K points of the sampler's grid
+                      timestep T[S−K−1], each step τ → τ − T/S, ending  (one step later at t0, ending at the
+                      at ᾱ of the last timestep; forward kernels         scheduler's final ᾱ); forward kernels on the
+                      u → u + T/S for the listed u                       same levels
+====================  ================================================  =============================================
+
+The official code's timestep lists are not always evenly spaced (SD-1.5's DPM-Solver++ list at 200 steps has
+…, 509, 504, 500, 495, …), while its updates step by T/S: the backward step from 504 lands on 499 although the
+next step starts from 500, and the forward kernel paired with it goes 500 → 505.  For t0 > 0.5 at 200 steps this
+happens inside the edited range; :func:`official_grids` reproduces it with an inconsistent :class:`Grid`
+(``to_alphas``) and a separate forward grid.  No single grid expresses it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from .edits import PRESETS, check_preset
+from .grid import Grid
+
+__all__ = ["PRESETS", "check_preset", "ramp", "linear_ramp", "cosine_ramp", "official_grids"]
+
+Ramp = Callable[[int, int], float]
+
+
+def _position(k: int, n: int, preset: str) -> float:
+    """Where backward step k of n sits on the ramp (1 at t0, 0 at the clean end) under the preset."""
+    if check_preset(preset) == "official":
+        j, length = n - k, n - 1
+    else:
+        j, length = n - 1 - k, n - 1
+    return 1.0 if length == 0 else j / length
+
+
+def linear_ramp(begin: float, end: float, preset: str = "official") -> Ramp:
+    """k, n ↦ begin + (end − begin)·x at backward step k of n (x: 1 at t0, 0 at the end; official ``'linear'``)."""
+    check_preset(preset)
+
+    def f(k: int, n: int) -> float:
+        if preset == "official" and n > 1:
+            return begin + (end - begin) * (n - k) / (n - 1)  # the official expression, same float operations
+        return begin + (end - begin) * _position(k, n, preset)
+
+    return f
+
+
+def cosine_ramp(begin: float, end: float, preset: str = "official") -> Ramp:
+    """k, n ↦ (1 − c)·begin + c·end with c = (1 − cos(π x))/2 (official ``scale_schedule(..., 'cos')``)."""
+    check_preset(preset)
+
+    def f(k: int, n: int) -> float:
+        if preset == "official" and n > 1:
+            factor = (1 - math.cos((n - k) * math.pi / (n - 1))) / 2
+        else:
+            factor = (1 - math.cos(_position(k, n, preset) * math.pi)) / 2
+        return (1 - factor) * begin + factor * end
+
+    return f
+
+
+def ramp(kind: str, begin: float, end: float, preset: str = "official") -> Ramp:
+    """``kind`` 'linear' (CFG) or 'cos' (LoRA scale) ramp from ``begin`` (clean end) to ``end`` (t0)."""
+    if kind == "linear":
+        return linear_ramp(begin, end, preset)
+    if kind == "cos":
+        return cosine_ramp(begin, end, preset)
+    raise ValueError(f"ramp kind must be 'linear' or 'cos', got {kind!r}")
+
+
+def official_grids(
+    timesteps: Sequence[int] | Tensor,
+    alphas_cumprod: Tensor,
+    t0: float,
+    num_train_timesteps: int | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> tuple[Grid, Grid]:
+    """(backward grid, forward grid) of the official Cycle-SDE loops over a scheduler's descending ``timesteps``.
+
+    With S = len(timesteps), δ = T // S and K = int(t0·S): backward step k (k = 0..K−1) evaluates the model at
+    τ_k = timesteps[S−K−1+k] and goes from ᾱ[τ_k] to ᾱ[τ_k − δ] (1 below 0); the forward kernel it reverses goes
+    from ᾱ[u_k] to ᾱ[u_k + δ] with u_k = timesteps[S−K+k], the clean input sitting at ᾱ[timesteps[S−1]].
+    """
+    ts = [int(t) for t in torch.as_tensor(timesteps).flatten().tolist()]
+    ac = torch.as_tensor(alphas_cumprod).to(dtype)
+    n_train = int(num_train_timesteps if num_train_timesteps is not None else ac.shape[0])
+    s = len(ts)
+    k_steps = int(t0 * s)
+    if not 1 <= k_steps <= s - 1:
+        raise ValueError(f"the official grid needs 1 <= int(t0 * steps) <= steps - 1, got int({t0} * {s}) = {k_steps}")
+    delta = n_train // s
+    one = torch.ones((), dtype=dtype)
+
+    def abar(t: int) -> Tensor:
+        return ac[t] if 0 <= t < ac.shape[0] else one
+
+    t_begin = s - k_steps
+    tau = ts[t_begin - 1:s - 1]
+    dep = torch.stack([abar(t) for t in tau])
+    land = torch.stack([abar(t - delta) for t in tau])
+    labels = torch.tensor(tau + [-1], dtype=torch.long)
+    pts = torch.cat([dep, land[-1:]])
+    if torch.equal(land[:-1], dep[1:]):
+        back = Grid(labels, pts.sqrt(), (1 - pts).clamp_min(0).sqrt())
+    else:
+        back = Grid(labels, pts.sqrt(), (1 - pts).clamp_min(0).sqrt(), land.sqrt(), (1 - land).clamp_min(0).sqrt())
+    u = ts[t_begin:]
+    f_dep = torch.stack([abar(t + delta) for t in u])
+    f_land = torch.stack([abar(t) for t in u])
+    f_pts = torch.cat([f_dep, f_land[-1:]])
+    if torch.equal(f_land[:-1], f_dep[1:]):
+        fwd = Grid(labels, f_pts.sqrt(), (1 - f_pts).clamp_min(0).sqrt())
+    else:
+        fwd = Grid(labels, f_pts.sqrt(), (1 - f_pts).clamp_min(0).sqrt(), f_land.sqrt(), (1 - f_land).clamp_min(0).sqrt())
+    return back, fwd
