@@ -178,13 +178,29 @@ def _latent_mask(h=32, w=32):
     return m
 
 
-@pytest.mark.parametrize("t0", [0.45, 0.6])
-def test_sde_drag_official_preset_equals_transcription(pipe64, t0):
+@pytest.fixture(scope="module")
+def pipe64_lora():
+    """The tiny float64 pipeline with a random (non-zero) LoRA adapter, so the LoRA-scale ramp matters."""
+    from peft import LoraConfig
+
+    from sdimage.tiny import make_tiny_pipeline
+
+    pipe = make_tiny_pipeline(seed=0)
+    with torch.random.fork_rng():
+        torch.manual_seed(5)
+        pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                         target_modules=["to_q", "to_k", "to_v", "to_out.0"]), adapter_name="test")
+    return pipe.to(F64)
+
+
+@pytest.mark.parametrize("t0, lora", [(0.45, False), (0.6, False), (0.6, True)])
+def test_sde_drag_official_preset_equals_transcription(pipe64, pipe64_lora, t0, lora):
     from diffusers import DPMSolverMultistepScheduler
 
     from sdimage.drag import DragConfig, drag_grids, drag_latents, drag_schedules
     from sdimage.model import make_eps_model
 
+    pipe64 = pipe64_lora if lora else pipe64
     steps, seed = 20, 1234
     cfg = DragConfig(steps=steps, t0=t0, lora_steps=0, seed=seed, preset="official")
     cond, unc = encode_prompt(pipe64, "a photo of a cat", "")
@@ -194,19 +210,23 @@ def test_sde_drag_official_preset_equals_transcription(pipe64, t0):
     grid, fgrid = drag_grids(pipe64, cfg)
     model = make_eps_model(pipe64, cond, unc)
     ours = drag_latents(model, x0, grid, src, tgt, keep, "sde", cfg, generator=torch.Generator().manual_seed(seed),
-                        forward_grid=fgrid, schedules=drag_schedules(cfg, lora=False)).latent
+                        forward_grid=fgrid, schedules=drag_schedules(cfg, lora=lora)).latent
 
     sched = DPMSolverMultistepScheduler.from_config(pipe64.scheduler.config)
     randn = Draws(seed)
     sampler = OfficialSampler(pipe64.unet, sched, steps, randn)
     mask255 = (keep.to(torch.uint8) * 255).expand(1, 4, 32, 32)
     ref = official_drag(sampler, sched, x0.clone(), src, tgt, mask255, torch.cat([unc, cond]), steps, t0,
-                        cfg.step_size, cfg.r, cfg.beta, cfg.guidance_max, cfg.lora_scale_min, randn)
+                        cfg.step_size, cfg.r, cfg.beta, cfg.guidance_max, cfg.lora_scale_min, randn, lora=lora)
     assert len(ours.shape) == 4 and (ours - x0).abs().max() > 1e-2  # the drag did something
     err = float((ours - ref).abs().max())
     assert err <= 1e-10, err
     if t0 == 0.6:  # the inconsistent step (549 -> 499, then 500 -> ...) is inside the edited range
         assert not grid.consistent
+    if lora:  # the LoRA-scale ramp reaches the UNet: without it the result differs
+        plain = drag_latents(model, x0, grid, src, tgt, keep, "sde", cfg, forward_grid=fgrid,
+                             schedules=drag_schedules(cfg, lora=False)).latent
+        assert (plain - ours).abs().max() > 1e-6
 
 
 def test_clean_preset_differs_from_official(pipe64):
