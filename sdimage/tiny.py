@@ -61,15 +61,26 @@ def make_tokenizer():
         return CLIPTokenizer(str(vocab), str(merges), model_max_length=77)
 
 
+def _seeded(build, seed: int, *args, **kwargs):
+    """Run ``build`` with torch's global generator seeded, restoring the caller's RNG state afterwards (module
+    constructors draw their initial weights from the global generator; the library leaves no global state)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build(*args, **kwargs)
+
+
 def make_tiny_pipeline(seed: int = 0, inpaint: bool = False, prediction_type: str = "epsilon"):
     """A random-weight SD pipeline (UNet in_channels 9 when ``inpaint``) with SD-1.5's scheduler config."""
+    return _seeded(_tiny_pipeline, seed, inpaint, prediction_type)
+
+
+def _tiny_pipeline(inpaint: bool, prediction_type: str):
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     if prediction_type not in ("epsilon", "v_prediction"):
         raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', got {prediction_type!r}")
     tokenizer = make_tokenizer()
-    torch.manual_seed(seed)
     unet = UNet2DConditionModel(
         sample_size=32, in_channels=9 if inpaint else 4, out_channels=4, layers_per_block=2,
         block_out_channels=(32, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
@@ -109,11 +120,14 @@ def make_sd15_shaped_pipeline(seed: int = 0, text_layers: int = 12, full_vae: bo
     """Random weights with Stable Diffusion 1.5's shapes (UNet 860M params, VAE 84M, CLIP-L-sized text encoder
     with ``text_layers`` layers; the tokenizer is the byte-level one).  For timing and memory measurements only.
     ``full_vae=False`` uses the tiny VAE (factor 2) to keep CPU smoke tests quick."""
+    return _seeded(_sd15_shaped_pipeline, seed, text_layers, full_vae, inpaint, dtype)
+
+
+def _sd15_shaped_pipeline(text_layers: int, full_vae: bool, inpaint: bool, dtype: torch.dtype):
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     tokenizer = make_tokenizer()
-    torch.manual_seed(seed)
     unet = UNet2DConditionModel(sample_size=64, in_channels=9 if inpaint else 4, out_channels=4,
                                 cross_attention_dim=768, attention_head_dim=8)
     if full_vae:

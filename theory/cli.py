@@ -37,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = verify(load_config(args.config), args.method)
             sys.stdout.write(json.dumps(report) + "\n")
         else:
+            import matplotlib
+
+            matplotlib.use("Agg")  # the application, not the library, picks the plotting backend
             from .report import run_builtin
 
             summary = run_builtin(args.out, quick=args.quick)

@@ -47,10 +47,7 @@ def builtin_cases(quick: bool = False) -> list[tuple[str, dict[str, Any], str]]:
 
 def run_builtin(out_dir: str, quick: bool = False) -> dict[str, Any]:
     """Verify every built-in case, write out_dir/report.json and out_dir/kl_<case>.png; return a summary."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # no backend switch here: pyplot falls back to Agg without a display
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

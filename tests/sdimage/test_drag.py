@@ -193,3 +193,19 @@ def test_drag_api_warns_on_empty_mask_and_keeps_image(pipe):
         drag(pipe, img, [(10, 10)], [(64, 12)], "x", config=cfg)
     with pytest.raises(SdImageError, match="mask is 32x32"):
         drag(pipe, img, [(10, 10)], [(20, 12)], "x", mask=np.ones((32, 32)), config=cfg)
+
+
+@pytest.mark.parametrize("preset", ["official", "clean"])
+def test_drag_latents_is_the_recipe_bit_for_bit(preset):
+    """sdimage's (x, y) wrapper adds nothing to diffsamplers.recipes.drag ((row, col) points, same noise)."""
+    from diffsamplers import GaussianNoise, recipes
+
+    x0 = torch.randn(1, 4, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    keep = torch.zeros(1, 1, 16, 16, dtype=torch.bool)
+    keep[..., 2:14, 1:15] = True
+    cfg = DragConfig(step_size=2.0, r=3, preset=preset, seed=5)
+    a = drag_latents(ToyEps(), x0, _grid(), [(3, 4), (12, 10)], [(8, 6), (10, 13)], keep, "sde", cfg)
+    b = recipes.drag(ToyEps(), x0, _grid(), [(4, 3), (10, 12)], [(6, 8), (13, 10)], sampler="sde", mask=keep,
+                     noise=GaussianNoise(torch.Generator().manual_seed(5)), preset=preset, r=3, step_size=2.0)
+    assert torch.equal(a.latent, b.x) and len(a.intermediates) == len(b.intermediates)
+    assert a.sources == [[(p[1], p[0]) for p in op.sources] for op in b.ops]
