@@ -12,6 +12,9 @@ The ODE/SDE switch is one word, ``sampler="ode" | "sde"``, checked once (:func:`
 - :func:`diffedit_mask` / :func:`diffedit` — DiffEdit (Couairon et al. 2023): mask from |ε_target − ε_source|;
   encode by DDIM inversion (ODE) or Cycle-SDE (SDE), decode with the target model, reset outside the mask after
   every step (paper Sec. 4, DiffEdit-SDE).
+- :func:`edit_at_t0` — the shared core: encode to t0 (DDIM inversion or Cycle-SDE), apply any edit there, decode
+  (DDIM or Cycle-SDE replay), resetting outside a mask after every step.  DiffEdit, reconstruction and every drag
+  operation are this function with a particular edit / decoder / mask.
 - :func:`reconstruct` — encode + decode with one model: DDIM inversion + DDIM (ODE) or Cycle-SDE (SDE, exact).
 - :func:`drag` — SDE-Drag / ODE-Drag (paper Sec. 5, Alg. 1): m operations, each encode → copy-and-paste at t0 →
   decode with the mask reset; guidance and LoRA-scale schedules passed in as callables of the backward step.
@@ -32,7 +35,7 @@ from .sampling import EpsModel, PostStep, invert_ddim, sample_ddim, sample_dpmpp
 
 __all__ = [
     "SAMPLERS", "SOLVERS", "check_sampler", "sample", "EditResult", "inpaint", "sdedit", "diffedit_mask", "diffedit",
-    "reconstruct", "drag", "DragOp",
+    "edit_at_t0", "reconstruct", "drag", "DragOp",
 ]
 
 Sampler = Literal["ode", "sde"]
@@ -96,18 +99,22 @@ def _noise_needed(noise: NoiseSource | None, what: str) -> NoiseSource:
     return noise
 
 
-def _reset(keep_edit: Tensor | None, ref: list[Tensor]) -> PostStep | None:
-    """After step i: inside the editable mask keep the state, outside take the reference trajectory's point i+1."""
+def _reset(keep_edit: Tensor | None, ref: list[Tensor], then: PostStep | None = None, lag: int = 0
+           ) -> PostStep | None:
+    """After step i: inside the editable mask keep the state, outside take the reference trajectory's point
+    i + 1 − ``lag``; then run ``then`` (a caller's hook)."""
     if keep_edit is None:
-        return None
+        return then
     m = keep_edit
 
     def post(i: int, x: Tensor) -> Tensor:
-        r = ref[i + 1]
+        r = ref[i + 1 - lag]
         if m.dtype == torch.bool:
-            return torch.where(m.to(x.device), x, r)
-        mm = m.to(device=x.device, dtype=x.dtype)
-        return mm * x + (1 - mm) * r
+            x = torch.where(m.to(x.device), x, r)
+        else:
+            mm = m.to(device=x.device, dtype=x.dtype)
+            x = mm * x + (1 - mm) * r
+        return x if then is None else then(i, x)
 
     return post
 
@@ -203,24 +210,51 @@ def diffedit_mask(
 
 
 @torch.no_grad()
+def edit_at_t0(
+    model: EpsModel, x0: Tensor, grid: Grid, sampler: Sampler = "sde", noise: NoiseSource | None = None, *,
+    edit: Callable[[Tensor], Tensor] | None = None, decode_model: EpsModel | None = None, mask: Tensor | None = None,
+    post_step: PostStep | None = None, forward_grid: Grid | None = None, variant: Variant = "markov",
+    fixed_point_iters: int = 0, reset_lag: int = 0, progress: bool = False,
+) -> EditResult:
+    """Encode ``x0`` to grid point 0 with ``model`` (SDE: Cycle-SDE, paper Eqs. 7–8; ODE: DDIM inversion), apply
+    ``edit`` there, and decode with ``decode_model`` (default ``model``; SDE: replay of the recorded noises, Eq. 6
+    with η = 1; ODE: DDIM).  After every decoding step the state outside ``mask`` (True / 1 = editable) is reset to
+    the encoded trajectory at the same level (``reset_lag=1``: one level noisier, as diffusers' DiffEdit pipeline
+    does), then ``post_step`` runs.  ``forward_grid``: see :func:`cycle_encode` (the ODE inverts on it too).  With
+    no edit, the same model and no mask, the SDE returns ``x0`` up to float error."""
+    if reset_lag not in (0, 1):
+        raise ValueError(f"reset_lag must be 0 or 1, got {reset_lag}")
+    check_sampler(sampler)
+    dec = model if decode_model is None else decode_model
+    fg = grid if forward_grid is None else forward_grid
+    if sampler == "ode":
+        ref = invert_ddim(model, x0, fg, fixed_point_iters=fixed_point_iters, progress=progress)
+    else:
+        trace = cycle_encode(model, x0, grid, _noise_needed(noise, "Cycle-SDE"), variant=variant, progress=progress,
+                             forward_grid=forward_grid)
+        ref = trace.chain
+    xt = ref[0] if edit is None else edit(ref[0])
+    post = _reset(mask, ref, post_step, reset_lag)
+    if sampler == "ode":
+        out = sample_ddim(dec, xt, grid, eta=0.0, post_step=post, progress=progress)
+    else:
+        out = cycle_replay(dec, xt, grid, trace.noises, post_step=post, progress=progress)
+    return EditResult(out, x_t0=xt, mask=mask)
+
+
+@torch.no_grad()
 def diffedit(
     encode_model: EpsModel, target_model: EpsModel, x0: Tensor, mask: Tensor, grid: Grid, sampler: Sampler = "sde",
     noise: NoiseSource | None = None, *, forward_grid: Grid | None = None, variant: Variant = "markov",
-    progress: bool = False,
+    reset_lag: int = 0, progress: bool = False,
 ) -> EditResult:
     """DiffEdit with the ODE (DDIM inversion by ``encode_model`` → DDIM with ``target_model``) or the SDE (Cycle-SDE
     recorded with ``encode_model`` → replay with ``target_model``); outside ``mask`` (True / 1 = edit) the state is
-    reset to the encoded trajectory after every step.  ``forward_grid``: see :func:`cycle_encode`."""
-    check_sampler(sampler)
-    if sampler == "ode":
-        ref = invert_ddim(encode_model, x0, grid if forward_grid is None else forward_grid, progress=progress)
-        out = sample_ddim(target_model, ref[0], grid, eta=0.0, post_step=_reset(mask, ref), progress=progress)
-    else:
-        trace = cycle_encode(encode_model, x0, grid, _noise_needed(noise, "DiffEdit-SDE"), variant=variant,
-                             progress=progress, forward_grid=forward_grid)
-        ref = trace.chain
-        out = cycle_replay(target_model, ref[0], grid, trace.noises, post_step=_reset(mask, ref), progress=progress)
-    return EditResult(out, x_t0=ref[0], mask=mask)
+    reset to the encoded trajectory after every step (:func:`edit_at_t0` with the target model as decoder;
+    ``reset_lag=1`` reproduces diffusers' DiffEdit pipeline, which resets to the inverted latent one level noisier,
+    so its unmasked region ends one inversion step away from the input)."""
+    return edit_at_t0(encode_model, x0, grid, sampler, noise, decode_model=target_model, mask=mask,
+                      forward_grid=forward_grid, variant=variant, reset_lag=reset_lag, progress=progress)
 
 
 # ------------------------------------------------------------------------------------------------------ reconstruct
@@ -229,14 +263,10 @@ def reconstruct(
     model: EpsModel, x0: Tensor, grid: Grid, sampler: Sampler = "sde", noise: NoiseSource | None = None, *,
     variant: Variant = "markov", fixed_point_iters: int = 0, progress: bool = False,
 ) -> EditResult:
-    """Encode to grid point 0 and decode with the same model: Cycle-SDE (SDE; exact up to float error) or DDIM
-    inversion + DDIM (ODE; O(1/N) error, or refined by ``fixed_point_iters``)."""
-    check_sampler(sampler)
-    if sampler == "ode":
-        ref = invert_ddim(model, x0, grid, fixed_point_iters=fixed_point_iters, progress=progress)
-        return EditResult(sample_ddim(model, ref[0], grid, eta=0.0, progress=progress), x_t0=ref[0])
-    trace = cycle_encode(model, x0, grid, _noise_needed(noise, "Cycle-SDE"), variant=variant, progress=progress)
-    return EditResult(cycle_replay(model, trace.chain[0], grid, trace.noises, progress=progress), x_t0=trace.chain[0])
+    """Encode to grid point 0 and decode with the same model (:func:`edit_at_t0` with no edit): Cycle-SDE (SDE;
+    exact up to float error) or DDIM inversion + DDIM (ODE; O(1/N) error, or refined by ``fixed_point_iters``)."""
+    return edit_at_t0(model, x0, grid, sampler, noise, variant=variant, fixed_point_iters=fixed_point_iters,
+                      progress=progress)
 
 
 # ------------------------------------------------------------------------------------------------------------- drag
@@ -283,20 +313,16 @@ def drag(
     x = x0
     result = EditResult(x0, mask=keep, ops=ops)
     for i, op in enumerate(ops):
-        if sampler == "sde":
-            trace = cycle_encode(eps, x, grid, noise, variant=variant, progress=progress, forward_grid=forward_grid)  # type: ignore[arg-type]
-            ref = trace.chain
-        else:
-            ref = invert_ddim(eps, x, grid if forward_grid is None else forward_grid, progress=progress)
-        xt = ref[0]
+        paste_op = None
         if paste:
-            xt = copy_paste(xt, op.sources, op.targets, r, alpha, beta, noise, preset)
+            def paste_op(xt: Tensor, op: DragOp = op) -> Tensor:
+                return copy_paste(xt, op.sources, op.targets, r, alpha, beta, noise, preset)
+
+        res = edit_at_t0(eps, x, grid, sampler, noise, edit=paste_op, mask=keep, forward_grid=forward_grid,
+                         variant=variant, progress=progress)
+        x = res.x
         if i == 0:
-            result.x_t0 = xt
-        if sampler == "sde":
-            x = cycle_replay(eps, xt, grid, trace.noises, post_step=_reset(keep, ref), progress=progress)
-        else:
-            x = sample_ddim(eps, xt, grid, eta=0.0, post_step=_reset(keep, ref), progress=progress)
+            result.x_t0 = res.x_t0
         result.intermediates.append(x)
         if on_op is not None:
             on_op(i, x)

@@ -17,6 +17,9 @@ SDE target model        target prompt, CFG against "" (the official    target pr
 SDE time grid           :func:`diffsamplers.official_grids` over the   the ODE's grid (diffusers' DiffEdit:
                         DDIM timesteps (starts one step earlier, ends   last int(t0·S) DDIM steps)
                         at ᾱ of the last timestep)
+ODE reset outside mask  to the inverted latent one level noisier        to the inverted latent at the same level
+                        (diffusers' DiffEdit pipeline: after step i,     (so the unmasked region ends at the input)
+                        ``image_latents[i]``)
 given mask → latent     nearest (diffusers' DiffEdit pipeline)          area average > 0.5
 ======================  ============================================  ==========================================
 """
@@ -244,14 +247,16 @@ def diffedit(
         negative = "" if (official and sampler == "sde") else source_prompt
         target = EpsModel(pipe, *encode_prompt(pipe, target_prompt, negative), guidance=guidance)
         models += [enc, target]
+        lag = 1 if (official and sampler == "ode") else 0
         with _timed(times):
             res = recipes.diffedit(enc, target, y0, m > 0.5, grid, sampler, GaussianNoise(_generator(seed + 1)),
-                                   forward_grid=fgrid, progress=progress)
+                                   forward_grid=fgrid, reset_lag=lag, progress=progress)
         out = decode(pipe, res.x)
     info = _base_info(pipe, "diffedit", sampler=sampler, preset=preset,
                       sampler_name="DDIM inversion + DDIM (ODE)" if sampler == "ode" else "Cycle-SDE (SDE)",
                       steps=steps, t0=t0, guidance=guidance, encode_guidance=enc_g,
-                      target_negative_prompt=negative, source_prompt=source_prompt, target_prompt=target_prompt,
+                      target_negative_prompt=negative, reset_lag=lag, source_prompt=source_prompt,
+                      target_prompt=target_prompt,
                       seed=seed, mask_source=mask_source, mask_draws=mask_draws, mask_t0=mask_t0,
                       mask_ratio=float(m.mean()), height=image.shape[-2], width=image.shape[-1], state_dtype=str(sdt),
                       recipe="diffsamplers.recipes.diffedit")

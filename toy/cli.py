@@ -120,7 +120,7 @@ def _editing(args) -> int:
 
 
 def add_editing(sub) -> None:
-    p = sub.add_parser("editing", help="toy inpainting / SDEdit / dragging: SDE vs ODE vs Cycle-SDE sweeps")
+    p = sub.add_parser("editing", help="toy inpainting / SDEdit / dragging (diffsamplers.recipes): SDE vs ODE sweeps")
     _common(p)
     p.set_defaults(func=_editing)
 

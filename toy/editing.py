@@ -1,19 +1,27 @@
-"""Experiment 2: toy editing tasks, SDE vs ODE vs Cycle-SDE, with sweeps over t0 and the number of steps.
+"""Experiment 2: toy editing tasks, SDE vs ODE, with sweeps over t0 and the number of steps.
 
-All tasks use the exact mixture score (so differences are due to the sampler, not the model) and the
-diffsamplers η-DDIM update on a VP grid from t0 to ``t_end`` (η = 1 'sde', η = 0 'ode').
+All tasks use the exact mixture score (so differences are due to the sampler, not the model), a VP grid from t0 to
+``t_end`` and the editing recipes of :mod:`diffsamplers.recipes` with ``sampler="sde"`` or ``"ode"``; this module
+only builds the data, masks and points and measures the outputs.
 
-- **inpainting** (2-D mixture): coordinate 0 is known, coordinate 1 is regenerated.  At t0 the masked value
-  is a constant fill (0), i.e. the edited x_t0 = α_t0 (x_known, 0) + σ_t0 z; after every step the known
-  coordinate is replaced by α_s x_known + σ_s z_known (diffusers' inpainting rule, same z every step).
-  Quality: KL(output ‖ p_0) (kNN, nats) — since x_known ~ p_0 exactly this equals the expected KL between the
-  generated and the exact conditional p(x_1 | x_0); also the conditional NLL −log p(x_1 | x_0).
-- **sdedit** (2-D): inputs y from a 'stroke' distribution (p_0's means shifted, tiny covariance); x_t0 =
-  α y + σ z, then denoise.  Realism: KL(output ‖ p_0) and −log p_0(output); faithfulness: ‖output − y‖.
+- **inpainting** (2-D mixture): coordinate 0 is known, coordinate 1 is regenerated —
+  ``recipes.inpaint(model, y0, known, grid, sampler, GaussianNoise(seed), start="noised", fill=0.0)``: one draw z
+  starts the chain, x_t0 = α_t0 (x_known, 0) + σ_t0 z, and after every step the known coordinate is
+  α_s x_known + σ_s z_known (diffusers' inpainting rule, the same z every step), x_known after the last.
+  SDE = DDPM (η = 1), ODE = DDIM (η = 0).  Quality: KL(output ‖ p_0) (kNN, nats) — since x_known ~ p_0 exactly
+  this equals the expected KL between the generated and the exact conditional p(x_1 | x_0); also the conditional
+  NLL −log p(x_1 | x_0).
+- **sdedit** (2-D): inputs y from a 'stroke' distribution (p_0's means shifted, tiny covariance) —
+  ``recipes.sdedit``: x_t0 = α y + σ z, then denoise.  Realism: KL(output ‖ p_0) and −log p_0(output);
+  faithfulness: ‖output − y‖.
 - **drag** (8-D 'bump' signals, one mixture component per bump position): move the bump from position i to
-  i + 2 with the SDE-Drag copy-paste rule at t0 (``diffsamplers.copy_paste``: target patch ← α·source patch,
-  source patch ← β·source + √(1−β²)·z with z ~ N(0, I), α = 1.1, β = 0.3; target written last), then denoise.  SDE: Markov forward noising + fresh noise; ODE: DDIM
-  inversion + DDIM; Cycle-SDE: Markov chain + recorded noises replayed (``diffsamplers.cycle_encode``).
+  i + 2 — ``recipes.drag`` with 1-D points (i,), one operation (``step_size`` = the shift, so m = 1), window
+  half-size r = 1, α = 1.1, β = 0.3, no mask (every coordinate is regenerated).  SDE = SDE-Drag (Cycle-SDE: Markov
+  chain to t0 with the noises recorded, paste, replay), ODE = ODE-Drag (DDIM inversion, paste, DDIM).  Rows that
+  share a source position form one batch.  Preset ``"clean"``: its window [p − r, p + r] is centred on the bump
+  (3 samples), so the pasted bump is the source bump moved by exactly the shift; the ``"official"`` half-open
+  window [p − r, p + r) of the image code would be 2 samples, off-centre by half a sample — a visible bias on an
+  8-sample signal (the path rules of the two presets agree here, m = 1).
   Quality: success rate (most likely component of the output is the target), −log p_0(output), and
   faithfulness ‖output − ideal‖ with ideal = x_0 − m_src + m_tgt.
 Error bars are 95% normal CIs (per-sample metrics) or over ``seeds`` repeats (kNN KL).
@@ -26,8 +34,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from diffsamplers import GaussianNoise, copy_paste, cycle_encode, cycle_replay, invert_ddim, sample_ddim
+from diffsamplers import GaussianNoise, Grid, recipes
 from theory.divergences import kl_knn_one_sample
 from theory.mixtures import GaussianMixture
 from theory.schedules import schedule_from_dict
@@ -36,7 +45,8 @@ from .io import run_meta, write_json
 from .klcurves import vp_grid
 from .problems import builtin_mixture, exact_eps_model
 
-__all__ = ["EditingConfig", "run_editing", "bump_mixture", "inpaint", "sdedit", "drag", "mean_ci"]
+__all__ = ["EditingConfig", "run_editing", "bump_mixture", "inpaint", "sdedit", "drag", "inpainting_task",
+           "sdedit_task", "drag_task", "mean_ci", "METHODS"]
 
 
 @dataclass
@@ -83,90 +93,84 @@ def stroke_mixture(p0: GaussianMixture) -> GaussianMixture:
     return GaussianMixture(p0.weights, p0.means + shift, np.stack([0.02 * np.eye(p0.dim)] * p0.n_components))
 
 
-def _run(model, x_t0, grid, method: str, rng, post_step=None):
-    eta = 1.0 if method == "sde" else 0.0
-    noise = GaussianNoise(int(rng.integers(2**31)))
-    return sample_ddim(model, x_t0, grid, eta=eta, noise=noise, post_step=post_step)
+def _seed(rng) -> int:
+    return int(rng.integers(2**31))
 
 
 def _marginal_1d(p0: GaussianMixture, j: int) -> GaussianMixture:
     return GaussianMixture(p0.weights, p0.means[:, j:j + 1], p0.covs[:, j:j + 1, j:j + 1])
 
 
-def inpaint(p0, schedule, t0: float, steps: int, method: str, n: int, rng, t_end: float = 1e-3, k: int = 5) -> dict:
+# ------------------------------------------------------------------------------ the edits (thin recipe calls)
+KNOWN = torch.tensor([True, False])  # inpainting: coordinate 0 known, coordinate 1 regenerated (broadcast)
+
+
+def inpaint(model, x0: Tensor, grid: Grid, sampler: str, seed: int) -> Tensor:
+    """``recipes.inpaint`` with coordinate 0 of ``x0`` [n, 2] known; initial state α_t0 (x_known, 0) + σ_t0 z."""
+    return recipes.inpaint(model, x0, KNOWN, grid, sampler, GaussianNoise(seed), start="noised", fill=0.0).x
+
+
+def sdedit(model, y: Tensor, grid: Grid, sampler: str, seed: int) -> Tensor:
+    """``recipes.sdedit`` of the inputs ``y``."""
+    return recipes.sdedit(model, y, grid, sampler, GaussianNoise(seed)).x
+
+
+def drag(model, x0: Tensor, src, shift: int, grid: Grid, sampler: str, seed: int, alpha: float = 1.1,
+         beta: float = 0.3, r: int = 1) -> Tensor:
+    """``recipes.drag`` of the 1-D signals ``x0`` [n, d], row j's point (src[j],) → (src[j] + shift,), in one
+    operation (``step_size`` = shift), preset "clean" (see the module docstring); rows sharing a source position
+    are one batch, the groups in increasing source order drawing from one noise stream."""
+    src = np.asarray(src)
+    noise = GaussianNoise(seed)
+    out = torch.empty_like(x0)
+    for s in np.unique(src):
+        rows = torch.as_tensor(np.flatnonzero(src == s))
+        out[rows] = recipes.drag(model, x0[rows], grid, [(int(s),)], [(int(s) + shift,)], sampler=sampler,
+                                 noise=noise, r=r, alpha=alpha, beta=beta, step_size=float(shift),
+                                 preset="clean").x
+    return out
+
+
+# ------------------------------------------------------------------------------------------- the tasks (measures)
+def inpainting_task(p0, schedule, t0: float, steps: int, method: str, n: int, rng, t_end: float = 1e-3,
+                    k: int = 5) -> dict:
     """One inpainting run (see module docstring); returns KL and conditional NLL."""
-    model = exact_eps_model(p0, schedule)
     x0 = p0.sample(n, rng)
     grid = vp_grid(schedule, t0, t_end, steps)
-    z = rng.standard_normal(x0.shape)
-    a0, s0 = float(schedule.alpha(t0)), float(schedule.sigma(t0))
-    start = np.stack([x0[:, 0], np.zeros(n)], 1)
-    x_t0 = torch.as_tensor(a0 * start + s0 * z)
-    known = torch.as_tensor(x0[:, 0])
-    zk = torch.as_tensor(z[:, 0])
-
-    def post(i, x):
-        x = x.clone()
-        x[:, 0] = grid.alphas[i + 1] * known + grid.sigmas[i + 1] * zk
-        return x
-
-    out = _run(model, x_t0, grid, method, rng, post).numpy()
-    out[:, 0] = x0[:, 0]
+    out = inpaint(exact_eps_model(p0, schedule), torch.as_tensor(x0), grid, method, _seed(rng)).numpy()
     nll = -(p0.log_prob(out) - _marginal_1d(p0, 0).log_prob(out[:, :1]))
     return {"kl": kl_knn_one_sample(out, p0.log_prob, k), "cond_nll": mean_ci(nll)[0]}
 
 
-def sdedit(p0, schedule, t0: float, steps: int, method: str, n: int, rng, t_end: float = 1e-3, k: int = 5) -> dict:
+def sdedit_task(p0, schedule, t0: float, steps: int, method: str, n: int, rng, t_end: float = 1e-3,
+                k: int = 5) -> dict:
     """One SDEdit run: realism (KL, NLL under p_0) and faithfulness (distance to the input)."""
-    model = exact_eps_model(p0, schedule)
     y = stroke_mixture(p0).sample(n, rng)
     grid = vp_grid(schedule, t0, t_end, steps)
-    x_t0 = torch.as_tensor(float(schedule.alpha(t0)) * y + float(schedule.sigma(t0)) * rng.standard_normal(y.shape))
-    out = _run(model, x_t0, grid, method, rng).numpy()
+    out = sdedit(exact_eps_model(p0, schedule), torch.as_tensor(y), grid, method, _seed(rng)).numpy()
     return {"kl": kl_knn_one_sample(out, p0.log_prob, k), "nll": mean_ci(-p0.log_prob(out))[0],
             "distance": mean_ci(np.linalg.norm(out - y, axis=1))[0]}
 
 
-def drag(p0, schedule, t0: float, steps: int, method: str, n: int, rng, t_end: float = 1e-3,
-         alpha: float = 1.1, beta: float = 0.3, shift: int = 2, r: int = 1) -> dict:
-    """One toy drag run (see module docstring).  ``method`` in {'sde', 'ode', 'cycle'}."""
+def drag_task(p0, schedule, t0: float, steps: int, method: str, n: int, rng, t_end: float = 1e-3,
+              alpha: float = 1.1, beta: float = 0.3, shift: int = 2, r: int = 1) -> dict:
+    """One toy drag run (see module docstring).  ``method``: 'sde' (SDE-Drag, Cycle-SDE) or 'ode' (ODE-Drag)."""
     d = p0.dim
-    model = exact_eps_model(p0, schedule)
     src = rng.integers(r, d - shift - r, size=n)
     tgt = src + shift
     cov = p0.covs[0]
     x0 = p0.means[src] + rng.standard_normal((n, d)) @ np.linalg.cholesky(cov).T
     grid = vp_grid(schedule, t0, t_end, steps)
-    xt = torch.as_tensor(x0)
-    gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
-    noises = None
-    if method == "ode":
-        lat = invert_ddim(model, xt, grid)[0]
-    elif method == "cycle":
-        trace = cycle_encode(model, xt, grid, GaussianNoise(gen), variant="markov")
-        lat, noises = trace.chain[0], trace.noises
-    else:
-        a0, s0 = float(grid.alphas[0]), float(grid.sigmas[0])
-        lat = a0 * xt + s0 * torch.randn(xt.shape, generator=gen, dtype=xt.dtype)
-    paste_noise = GaussianNoise(gen)
-    out_lat = lat.clone()
-    for s in np.unique(src):  # rows sharing a source position are pasted together (diffsamplers.copy_paste)
-        rows = torch.as_tensor(np.flatnonzero(src == s))
-        out_lat[rows] = copy_paste(lat[rows], [(int(s),)], [(int(s) + shift,)], r, alpha, beta, paste_noise)
-    lat = out_lat
-    if method == "cycle":
-        out = cycle_replay(model, lat, grid, noises)
-    else:
-        out = _run(model, lat, grid, method, rng)
-    out = out.numpy()
+    out = drag(exact_eps_model(p0, schedule), torch.as_tensor(x0), src, shift, grid, method, _seed(rng),
+               alpha, beta, r).numpy()
     post = p0.component_posteriors(out)
     ideal = x0 - p0.means[src] + p0.means[tgt]
     return {"success": mean_ci(post.argmax(1) == tgt)[0], "nll": mean_ci(-p0.log_prob(out))[0],
             "distance": mean_ci(np.linalg.norm(out - ideal, axis=1))[0]}
 
 
-TASKS = {"inpainting": (inpaint, ("sde", "ode")), "sdedit": (sdedit, ("sde", "ode")),
-         "drag": (drag, ("sde", "ode", "cycle"))}
+METHODS = ("sde", "ode")
+TASKS = {"inpainting": inpainting_task, "sdedit": sdedit_task, "drag": drag_task}
 # the quality metric per task and whether larger is better (used for the 'who wins' summary)
 PRIMARY = {"inpainting": ("kl", False), "sdedit": ("kl", False), "drag": ("success", True)}
 
@@ -179,11 +183,11 @@ def run_editing(config: EditingConfig | None = None, out_dir=None, figures: bool
     p2 = builtin_mixture("2d")
     pd = bump_mixture(cfg.drag_dim)
     report: dict = {"experiment": "editing", "config": asdict(cfg), "tasks": {}}
-    for task, (fn, methods) in TASKS.items():
+    for task, fn in TASKS.items():
         rows = []
         for t0 in cfg.t0s:
             for steps in cfg.steps:
-                for method in methods:
+                for method in METHODS:
                     reps = []
                     for s in range(cfg.seeds):
                         rng = np.random.default_rng([cfg.seed, s, int(t0 * 1000), steps])

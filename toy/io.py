@@ -84,9 +84,8 @@ def run_command(args) -> int:
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
-    """Save a matplotlib figure atomically as PNG and close it."""
-    import matplotlib.pyplot as plt
-
+    """Save a matplotlib figure atomically as PNG; a pyplot-managed figure is closed afterwards (a plain
+    :class:`matplotlib.figure.Figure` needs no closing and no backend)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
@@ -97,7 +96,10 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        plt.close(fig)
+        if getattr(fig.canvas, "manager", None) is not None:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
     return path
 
 

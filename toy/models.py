@@ -11,13 +11,15 @@ schedule so the model is a pure torch module (no numpy in the forward pass) and 
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ModelConfig", "EpsMLP", "schedule_table"]
+__all__ = ["ModelConfig", "EpsMLP", "schedule_table", "seeded_init"]
 
 
 @dataclass
@@ -33,6 +35,16 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@contextmanager
+def seeded_init(seed: int) -> Iterator[None]:
+    """Build modules inside this block: ``nn.Module`` initialisers draw from torch's global CPU generator, so it is
+    seeded with ``seed`` here and the caller's RNG state is restored on exit (library code leaves global state alone;
+    the weights equal those after ``torch.manual_seed(seed)``)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(int(seed))
+        yield
 
 
 def schedule_table(schedule, n: int = 2001, t_max: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

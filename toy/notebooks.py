@@ -46,9 +46,9 @@ NOTEBOOKS = {
         " report[name][s]['residual']) for s in ('sde', 'ode')} for name in ('exact', 'learned')}",
     ],
     "toy_editing.ipynb": [
-        "# Toy editing tasks: SDE vs ODE vs Cycle-SDE\n\nInpainting (vs the exact conditional), SDEdit "
-        "(realism vs faithfulness) and dragging (SDE-Drag copy-paste rule), swept over t0 and steps; error bars "
-        "are 95% CIs.",
+        "# Toy editing tasks: SDE vs ODE\n\nInpainting (vs the exact conditional), SDEdit "
+        "(realism vs faithfulness) and dragging (SDE-Drag = Cycle-SDE vs ODE-Drag), each one call of "
+        "`diffsamplers.recipes` (`inpaint`, `sdedit`, `drag`), swept over t0 and steps; error bars are 95% CIs.",
         SETUP,
         "from toy.editing import EditingConfig, run_editing\n"
         "cfg = EditingConfig.tiny() if FAST else EditingConfig()\n"

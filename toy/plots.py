@@ -1,22 +1,36 @@
 """Figures for the toy experiments.  Every function takes a report dict and returns a matplotlib Figure;
-``*_figures(report, out_dir)`` save the PNGs of one experiment and return their file names."""
+``*_figures(report, out_dir)`` save the PNGs of one experiment and return their file names.
+
+Figures are built with the object API (:class:`matplotlib.figure.Figure`), not pyplot, so no backend is selected
+and no global figure state is touched; :func:`toy.io.save_figure` writes them.  ``SDE_COLOR`` / ``ODE_COLOR`` are
+the two sampler colours of every toy and digits figure.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt  # noqa: E402  (headless: matplotlib falls back to Agg)
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
-from .io import save_figure  # noqa: E402
+from .io import save_figure
 
-COLORS = {"sde": "tab:blue", "ode": "tab:red", "cycle": "tab:green"}
+SDE_COLOR = "tab:red"
+ODE_COLOR = "tab:blue"
+CYCLE_COLOR = "tab:green"  # the Cycle-SDE curve of the contraction study
+COLORS = {"sde": SDE_COLOR, "ode": ODE_COLOR, "cycle": CYCLE_COLOR}
 STYLES = {"exact": "-", "learned": "--"}
 TIME_LABEL = "diffusion time t (dimensionless, t0 → 0)"
 
 
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize=(6, 4), **kw):
+    """(Figure, axes) like ``plt.subplots`` but without pyplot (see the module docstring)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kw)
+
+
 def fig_kl_curves(report: dict):
     """KL(q_t ‖ p_t) vs t for exact/learned × SDE/ODE."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _subplots(figsize=(6, 4))
     for name in ("exact", "learned"):
         for s in ("sde", "ode"):
             d = report[name][s]
@@ -33,7 +47,7 @@ def fig_kl_curves(report: dict):
 
 def fig_fisher(report: dict):
     """Fisher integrand ½ g²(t) F(t) vs t (the SDE's KL dissipation rate)."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _subplots(figsize=(6, 4))
     for name in ("exact", "learned"):
         for s in ("sde", "ode"):
             d = report[name][s]
@@ -61,11 +75,11 @@ def cumulative_fisher(times, g2, fisher) -> np.ndarray:
 
 def fig_identity(report: dict):
     """Thm 3.1 check: KL(t0) − KL(t) against ∫_t^{t0} ½ g² F dτ for the SDE (exact and learned drift)."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _subplots(figsize=(6, 4))
     for name in ("exact", "learned"):
         d = report[name]["sde"]
         drop = d["kl_start"] - np.asarray(d["kl"])
-        ax.plot(d["times"], drop, STYLES[name], color="tab:blue", label=f"KL(t0) − KL(t), {name}")
+        ax.plot(d["times"], drop, STYLES[name], color=SDE_COLOR, label=f"KL(t0) − KL(t), {name}")
         ax.plot(d["times"], cumulative_fisher(d["times"], d["g2"], d["fisher"]), STYLES[name], color="k",
                 alpha=0.6, label=f"∫ ½ g² F dτ, {name}")
     ax.set_xscale("log")
@@ -80,7 +94,7 @@ def fig_identity(report: dict):
 
 def fig_score_error(err: dict):
     """Relative score error of the learned model vs t."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _subplots(figsize=(6, 4))
     ax.plot(err["times"], err["rel_error"], "o-", ms=3, label="learned ε-MLP")
     ax.set_xscale("log")
     ax.set_xlabel("diffusion time t (dimensionless)")
@@ -93,7 +107,7 @@ def fig_score_error(err: dict):
 
 def fig_particles(report: dict):
     """Particle KL of discrete η-DDIM samplers vs steps, with the grid solver's kl_end as reference."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    fig, axes = _subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, name in zip(axes, ("exact", "learned")):
         for s in ("sde", "ode"):
             pr = report["particles"][name][s]
@@ -125,6 +139,12 @@ EDIT_LABELS = {"inpainting": ("kl", "KL(output ‖ p_0) = E KL to exact conditio
                "drag": ("success", "drag success rate (fraction)")}
 
 
+def _method_label(task: str, m: str) -> str:
+    if task == "drag":
+        return {"sde": "SDE-Drag (Cycle-SDE)", "ode": "ODE-Drag"}.get(m, m)
+    return "Cycle-SDE" if m == "cycle" else m.upper()
+
+
 def fig_editing_task(report: dict, task: str, key: str | None = None, ylabel: str | None = None):
     """Metric vs t0 for each method and step count, with 95% CI error bars."""
     rows = report["tasks"][task]
@@ -132,13 +152,13 @@ def fig_editing_task(report: dict, task: str, key: str | None = None, ylabel: st
     ylabel = ylabel or EDIT_LABELS[task][1]
     steps = sorted({r["steps"] for r in rows})
     methods = sorted({r["method"] for r in rows}, key=["sde", "ode", "cycle"].index)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _subplots(figsize=(6, 4))
     for m in methods:
         for j, n in enumerate(steps):
             rr = sorted([r for r in rows if r["method"] == m and r["steps"] == n], key=lambda r: r["t0"])
             ax.errorbar([r["t0"] for r in rr], [r[key] for r in rr], yerr=[np.nan_to_num(r[key + "_ci"]) for r in rr],
                         color=COLORS[m], alpha=0.4 + 0.6 * (j + 1) / len(steps), marker="o", capsize=3,
-                        label=f"{m.upper() if m != 'cycle' else 'Cycle-SDE'}, {n} steps")
+                        label=f"{_method_label(task, m)}, {n} steps")
     ax.set_xlabel("edit start time t0 (dimensionless)")
     ax.set_ylabel(ylabel)
     ax.set_title(f"toy {task}")
@@ -150,7 +170,7 @@ def fig_editing_task(report: dict, task: str, key: str | None = None, ylabel: st
 def fig_sdedit_tradeoff(report: dict):
     """SDEdit realism (KL to p_0) vs faithfulness (distance to the input), one point per (t0, steps)."""
     rows = report["tasks"]["sdedit"]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _subplots(figsize=(6, 4))
     for m in ("sde", "ode"):
         rr = [r for r in rows if r["method"] == m]
         ax.scatter([r["distance"] for r in rr], [r["kl"] for r in rr], color=COLORS[m], label=m.upper())
@@ -175,7 +195,7 @@ def editing_figures(report: dict, out_dir) -> list[str]:
 
 def fig_schedules(report: dict):
     """Particle KL(q̂_N ‖ p_t_end) vs steps per schedule, η = 0 (ODE) and η = 1 (SDE)."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _subplots(figsize=(6, 4))
     ls = {"vp-linear": "-", "vp-cosine": "--", "ve": ":"}
     for name, d in report["schedules"].items():
         for eta, s in ((1.0, "sde"), (0.0, "ode")):
@@ -192,7 +212,7 @@ def fig_schedules(report: dict):
 
 
 def fig_eta(report: dict):
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _subplots(figsize=(6, 4))
     rows = report["eta"]["rows"]
     for N in sorted({r["steps"] for r in rows}):
         rr = sorted([r for r in rows if r["steps"] == N], key=lambda r: r["eta"])
@@ -207,7 +227,7 @@ def fig_eta(report: dict):
 
 
 def fig_cycle(report: dict):
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _subplots(figsize=(6, 4))
     c = report["cycle"]
     for m, lab in (("cycle", "Cycle-SDE (recorded noise)"), ("sde", "SDE (fresh noise)"), ("ode", "ODE (DDIM)")):
         ax.errorbar(c[m]["times"], c[m]["kl"], yerr=np.nan_to_num(c[m]["kl_ci"]), color=COLORS[m], marker="o",
@@ -223,7 +243,7 @@ def fig_cycle(report: dict):
 
 
 def fig_lsi(report: dict):
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = _subplots(1, 2, figsize=(10, 4))
     g = report["lsi"]["gaussian"]
     axes[0].plot(g["times"], g["kl"], label="SDE KL(q_t ‖ p_t), grid solver")
     axes[0].plot(g["times"], g["bound"], "--", label="LSI bound exp(−∫ g²/C) KL(t0)")

@@ -7,7 +7,8 @@
   steps uniform in t; KL(q̂_N ‖ p_t_end) by kNN (2-D mixture, exact score).
 - **eta**: η ∈ [0, 1] for several N (vp-linear).
 - **cycle**: Cycle-SDE contraction — latents of p_0 samples at t0 are shifted (the edit); KL(q̂_t ‖ p_t) along the
-  backward pass for Cycle-SDE (Markov chain + recorded noises), fresh-noise SDE and ODE.
+  backward pass for Cycle-SDE (``recipes.edit_at_t0`` with the shift as the edit and a ``post_step`` that records
+  the intermediate states), and fresh-noise SDE and ODE from the same edited latent (``recipes.sample``).
 - **lsi**: for a Gaussian p_0 (LSI constant C_τ = λ_max(α_τ² Σ + σ_τ² I) exactly, KL ≤ (C/2) F) the SDE
   KL(t) must stay below exp(−∫_t^{t0} g²/C_τ dτ) KL(t0) (Prop. D.1 form, derived); checked on the grid solver.
   For the 2-D mixture the effective constant 2 KL / F along the path is reported.
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 from scipy.optimize import brentq
 
-from diffsamplers import GaussianNoise, Grid, cycle_encode, cycle_replay, sample_ddim
+from diffsamplers import GaussianNoise, Grid, recipes, sample_ddim
 from theory.divergences import kl_knn_one_sample
 from theory.fokker_planck import evolve_pair
 from theory.mixtures import GaussianMixture
@@ -145,21 +146,22 @@ def cycle_contraction(cfg: StudyConfig) -> dict:
         rng = np.random.default_rng([cfg.seed, r, 77])
         x0 = torch.as_tensor(p0.sample(cfg.n, rng))
         gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
-        trace = cycle_encode(model, x0, g, GaussianNoise(gen), variant="markov")
-        edited = trace.chain[0] + cfg.cycle_shift
+        edited = None
         for m in res:
-            states = {0: edited}
+            states: dict = {}
 
-            def post(i, x, states=states):
+            def post(i, x, states=states, m=m):
                 if i + 1 in per[m]:
                     states[i + 1] = x.clone()
                 return x
 
             if m == "cycle":
-                cycle_replay(model, edited, g, trace.noises, post_step=post)
+                out = recipes.edit_at_t0(model, x0, g, "sde", GaussianNoise(gen), edit=lambda z: z + cfg.cycle_shift,
+                                         post_step=post)
+                edited = out.x_t0
             else:
-                sample_ddim(model, edited, g, eta=1.0 if m == "sde" else 0.0,
-                            noise=GaussianNoise(int(rng.integers(2**31))), post_step=post)
+                recipes.sample(model, edited, g, m, noise=GaussianNoise(int(rng.integers(2**31))), post_step=post)
+            states[0] = edited
             for i in record_idx:
                 per[m][i].append(kl_knn_one_sample(states[i].numpy(), p0.marginal(sch, float(times[i])).log_prob,
                                                    cfg.knn_k))

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .io import save_torch
-from .models import EpsMLP, ModelConfig
+from .models import EpsMLP, ModelConfig, seeded_init
 
 __all__ = ["TrainConfig", "TrainResult", "train_score_model", "save_checkpoint", "load_checkpoint"]
 
@@ -47,15 +47,6 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        d = dict(d)
-        m = d.pop("model", {}) or {}
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown training keys: {sorted(unknown)}")
-        return cls(model=ModelConfig(**m), **d)
-
 
 @dataclass
 class TrainResult:
@@ -76,12 +67,12 @@ def train_score_model(mixture, schedule, config: TrainConfig | None = None, data
     dtype = _DTYPES[cfg.dtype]
     rng = np.random.default_rng(cfg.seed)
     torch_gen = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)  # parameter initialisation
     x_data = np.asarray(mixture.sample(cfg.n_data, rng) if data is None else data, dtype=np.float64)
     if x_data.ndim == 1:
         x_data = x_data[:, None]
     mcfg = ModelConfig(**{**asdict(cfg.model), "dim": x_data.shape[1]})
-    model = EpsMLP(mcfg, schedule, mu=x_data.mean(0), var=x_data.var(0), dtype=dtype)
+    with seeded_init(cfg.seed):  # parameter initialisation
+        model = EpsMLP(mcfg, schedule, mu=x_data.mean(0), var=x_data.var(0), dtype=dtype)
     xs = torch.as_tensor(x_data, dtype=dtype)
     tmax = min(cfg.t_max, float(schedule.t_max()) if hasattr(schedule, "t_max") else cfg.t_max)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -294,3 +294,40 @@ def test_official_mask_rule_is_pils_default_resize():
         official = torch.from_numpy(np.array(Image.fromarray(arr).resize((24, 32))) > 128)
         ours = mask_to_latent(torch.from_numpy(arr / 255.0), (32, 24), "bicubic")[0, 0] > 0.5
         assert torch.equal(ours, official)
+
+
+@pytest.mark.parametrize("t0", [0.45, 0.7])
+def test_diffedit_ode_official_preset_equals_diffusers_diffedit_pipeline(pipe64, t0):
+    """The official DiffEdit-ODE is diffusers' DiffEdit pipeline (``diffedit.py``: ``invert`` with CFG 7.5 and the
+    source prompt, then the pipeline with the target prompt and the source as negative prompt)."""
+    from diffusers import DDIMInverseScheduler, DDIMScheduler, StableDiffusionDiffEditPipeline
+
+    from sdimage import tasks
+    from sdimage.latents import encode
+
+    steps, scale = 10, 7.5
+    tiny_pipe = pipe64
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2), dtype=F64) * 2 - 1
+    pmask = torch.zeros(1, 1, 64, 64)
+    pmask[..., 8:40, 16:56] = 1
+    res = tasks.diffedit(tiny_pipe, image, "a cat", "a dog", t0=t0, sampler="ode", steps=steps, guidance=scale,
+                         mask=pmask, preset="official")
+    parts = {k: v for k, v in tiny_pipe.components.items() if k != "image_encoder"}
+    cfg = tiny_pipe.scheduler.config
+    fwd, inv_s = DDIMScheduler.from_config(cfg), DDIMInverseScheduler.from_config(cfg)
+    for sch in (fwd, inv_s):  # diffusers keeps ᾱ in float32; in float64 so that only round-off remains
+        sch.alphas_cumprod = sch.alphas_cumprod.to(F64)
+    fwd.final_alpha_cumprod = fwd.final_alpha_cumprod.to(F64)
+    inv_s.initial_alpha_cumprod = inv_s.initial_alpha_cumprod.to(F64)
+    ref = StableDiffusionDiffEditPipeline(**{**parts, "scheduler": fwd, "inverse_scheduler": inv_s,
+                                             "requires_safety_checker": False})
+    ref.set_progress_bar_config(disable=True)
+    y0 = encode(tiny_pipe, image)
+    inv = ref.invert(prompt="a cat", image=y0, guidance_scale=scale, inpaint_strength=t0,
+                     num_inference_steps=steps).latents
+    m = torch.nn.functional.interpolate(pmask, size=(32, 32), mode="nearest").to(F64)
+    out = ref(prompt="a dog", mask_image=m, image_latents=inv, negative_prompt="a cat", guidance_scale=scale,
+              inpaint_strength=t0, num_inference_steps=steps, output_type="latent").images
+    err = float((res.latents - out).abs().max())
+    assert err <= 1e-10, err
+    assert res.info["reset_lag"] == 1

@@ -13,7 +13,9 @@ import torch
 
 from diffsamplers import GaussianNoise, sample_ddim
 from toy.digits.data import load_digits
-from toy.digits.experiments import copy_paste, drag_operations
+from toy.digits.common import SIDE
+from toy.digits.drag import drag_problem
+from toy.digits.inpaint import rect_mask
 from toy.digits.mixture import DigitMixture, MixtureConfig, build_mixture
 from toy.digits.schedules import ContinuousSchedule, ddpm_linear, exact_eps_model
 
@@ -155,13 +157,19 @@ def test_many_step_sde_reproduces_class_and_component_frequencies():
     assert chi2 < 43.8, chi2
 
 
-def test_drag_rules():
-    assert drag_operations(1.0, 1.0) == 1 and drag_operations(2.0, 1.0) == 2 and drag_operations(2.9, 1.0) == 3
-    assert drag_operations(5.0, 2.0) == 3  # |5/3 − 2| = 0.33 < |5/2 − 2| = 0.5
-    lat = torch.randn(1, 256, dtype=torch.float64)
-    out = copy_paste(lat, (5, 5), (7, 6), 1, 1.1, 0.3, torch.Generator().manual_seed(0)).reshape(16, 16)
-    assert torch.allclose(out[6:9, 5:8], 1.1 * lat.reshape(16, 16)[4:7, 4:7])
-    assert torch.equal(out[10:], lat.reshape(16, 16)[10:])
+def test_drag_problem_and_hole_geometry():
+    """Handles on the stroke, targets 2–3.2 px away inside the image, the editable box around both; holes inside."""
+    d = load_digits()
+    g = torch.Generator().manual_seed(0)
+    for i in range(0, 5000, 250):
+        h, t, m = drag_problem(d.images[i], g)
+        assert 2 <= math.hypot(t[0] - h[0], t[1] - h[1]) <= 3.2
+        assert all(2 <= v <= SIDE - 3 for v in (*h, *t)) and m.shape == (SIDE * SIDE,)
+        box = m.reshape(SIDE, SIDE)
+        assert box[h] and box[t]
+    for size in (7, 10):
+        k = rect_mask(size, g)
+        assert k.shape == (SIDE * SIDE,) and int((~k).sum()) == size * size
 
 
 def test_toy_cli_dispatches_digits():

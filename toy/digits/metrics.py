@@ -17,6 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from ..io import save_torch
+from ..models import seeded_init
+from .data import SIDE
 
 __all__ = ["DigitCNN", "train_classifier", "load_classifier", "frechet", "gaussian_w2", "tv", "mean_ci",
            "jackknife_ci", "CLASSIFIER_NAME"]
@@ -32,12 +34,12 @@ class DigitCNN(nn.Module):
         self.body = nn.Sequential(
             nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * 16, 64), nn.ReLU(),
+            nn.Flatten(), nn.Linear(32 * (SIDE // 4) ** 2, 64), nn.ReLU(),
         )
         self.head = nn.Linear(64, 10)
 
     def features(self, x: Tensor) -> Tensor:
-        return self.body(x.reshape(-1, 1, 16, 16).float())
+        return self.body(x.reshape(-1, 1, SIDE, SIDE).float())
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
@@ -46,14 +48,14 @@ class DigitCNN(nn.Module):
 def train_classifier(images: Tensor, labels: Tensor, epochs: int = 30, seed: int = 0,
                      path: str | os.PathLike | None = None, extra: tuple[Tensor, Tensor] | None = None) -> tuple[DigitCNN, dict]:
     """Train on the given digits (plus optional extra samples) with small random shifts; save atomically to ``path``."""
-    torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    x = images.float().reshape(-1, 1, 16, 16)
+    x = images.float().reshape(-1, 1, SIDE, SIDE)
     y = labels.long()
     if extra is not None:
-        x = torch.cat([x, extra[0].float().reshape(-1, 1, 16, 16)])
+        x = torch.cat([x, extra[0].float().reshape(-1, 1, SIDE, SIDE)])
         y = torch.cat([y, extra[1].long()])
-    net = DigitCNN()
+    with seeded_init(seed):
+        net = DigitCNN()
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     for ep in range(epochs):
         perm = torch.randperm(len(x), generator=g)

@@ -124,7 +124,9 @@ def markdown_report(reps: dict) -> str:
             lines.append("")
     if "drag" in reps:
         r = reps["drag"]
-        lines.append(f"## Drag (copy-paste α = {r['alpha']}, β = {r['beta']}, t0 = {r['t0']}, {r['steps']}-step grid)\n")
+        preset = f", preset `{r['preset']}`" if "preset" in r else ""
+        lines.append(f"## Drag (copy-paste α = {r['alpha']}, β = {r['beta']}, t0 = {r['t0']}, {r['steps']}-step grid"
+                     f"{preset})\n")
         im = r["input_measures"]
         lines.append(f"inputs: FD {_ci(im['fd'])}, log p0 {_ci(im['logp0'])}, handle→target {_ci(im['handle_distance'])} px\n")
         lines.append("| method | FD to p0 [95%] | log p0 | handle distance (px) | class kept |")
