@@ -147,3 +147,16 @@ def test_dragbench_cli_errors(tiny_model_dir, tmp_path, capsys):
     rc, _, se = run(capsys, "dragbench", "--root", root, *base)
     assert rc == 2 and "not valid JSON" in se and len(se.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_official_preset_rejects_t0_one_before_loading(capsys, tmp_path, tiny_image_path):
+    from sdimage.cli import main
+
+    code = main(["drag", "--model", str(tmp_path / "no-model"), "--image", str(tiny_image_path), "--source", "10,10",
+                 "--target", "20,10", "--prompt", "x", "--t0", "1.0", "--out", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "official preset" in err and not (tmp_path / "o.png").exists()
+    code = main(["diffedit", "--model", str(tmp_path / "no-model"), "--image", str(tiny_image_path),
+                 "--source-prompt", "a", "--target-prompt", "b", "--t0", "1.0", "--out", str(tmp_path / "d.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and "official DiffEdit-SDE" in err
