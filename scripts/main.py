@@ -23,6 +23,7 @@ def stages(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("toy editing", ["-m", "toy", "editing", *q, "--out", str(out / "toy" / "editing")]),
         ("toy study", ["-m", "toy", "study", *q, "--out", str(out / "toy" / "study")]),
         ("digits", ["-m", "toy", "digits", "all", *q, "--out", str(out / "digits")]),
+        ("toy shapes drag", ["-m", "toy", "shapes", "drag", *q, "--out", str(out / "toy" / "shapes")]),
         ("sdimage tiny model", ["-m", "sdimage", "make-tiny-model", str(tiny)]),
         ("sdimage demo image", ["-m", "scripts.demo_image", str(img)]),
         ("sdimage translate (sde)", ["-m", "sdimage", "translate", "--model", str(tiny), "--image", str(img),
@@ -55,9 +56,13 @@ def main(argv: list[str] | None = None) -> int:
                         "seconds": round(time.perf_counter() - t, 2)})
         print(f"   -> exit {rc} in {summary[-1]['seconds']} s", flush=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    from .results_page import write_page
+
+    page = write_page(args.out, summary)
     failed = [s["stage"] for s in summary if s["exit_code"] != 0]
     print(f"results in {args.out}/ ; {len(summary) - len(failed)} of {len(summary)} stages ok" +
           (f"; failed: {', '.join(failed)}" if failed else ""))
+    print(f"results page: {page} (and {args.out / 'README.md'})")
     return 1 if failed else 0
 
 

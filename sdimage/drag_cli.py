@@ -6,6 +6,7 @@ Every input check runs before the model is loaded and before anything is written
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .cli_common import (add_model_args, check_input_file, check_out_path, parse_point, pipeline_from_args)
@@ -147,10 +148,10 @@ def _cmd_dragbench(args) -> int:
         lpips, feats = _metric_fns(args)
     main = True
     if not args.eval_only:
-        try:  # under `accelerate launch`, each process takes its own GPU
+        try:  # under `accelerate launch` / torchrun, each process takes its own GPU (or a CPU share, gloo)
             from accelerate import PartialState
 
-            state = PartialState()
+            state = PartialState(cpu=args.device == "cpu")
             if state.num_processes > 1 and args.device == "cuda":
                 args.device = str(state.device)
         except ImportError:  # pragma: no cover
@@ -164,6 +165,10 @@ def _cmd_dragbench(args) -> int:
             main = PartialState().is_main_process
         except ImportError:  # pragma: no cover
             pass
+        if summary["num_processes"] > 1:  # every process says what it did (the split is checked in the tests)
+            sys.stdout.write(f"dragbench process {summary['process_index']}/{summary['num_processes']}: dragged "
+                             f"{summary['ran']}: {', '.join(summary['ran_ids'])}\n")  # one write: no interleaving
+            sys.stdout.flush()
         if main:
             print(f"dragbench: {summary['samples']} samples, {summary['skipped']} already done, "
                   f"{summary['ran']} dragged here -> {out}")

@@ -324,13 +324,17 @@ def run_dragbench(
                            config=config)
         info = dict(info)
         info.update(sample_id=sid, source_format=s.format, **(meta or {}))
+        if state is not None and state.num_processes > 1:
+            info.update(process_index=state.process_index, num_processes=state.num_processes)
         write_outputs(image, outdir / f"{sample_key(sid)}.png", info)
         times[sid] = time.perf_counter() - t
         if log:
             log(f"{sid}: {times[sid]:.1f} s")
     if state is not None and state.num_processes > 1:
         state.wait_for_everyone()
-    return {"samples": len(samples), "skipped": skipped, "ran": len(mine), "seconds": times}
+    return {"samples": len(samples), "skipped": skipped, "ran": len(mine), "ran_ids": list(mine), "seconds": times,
+            "process_index": 0 if state is None else state.process_index,
+            "num_processes": 1 if state is None else state.num_processes}
 
 
 def evaluate_dragbench(

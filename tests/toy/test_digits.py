@@ -262,6 +262,9 @@ def test_digits_notebook_executes_fast(quick_run, tmp_path, monkeypatch):
     assert quick_run[2].returncode == 0, quick_run[2].stderr[-2000:]
     monkeypatch.setenv("DIGITS_REPORT_DIR", str(quick_run[0]))
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    from scripts.execute_notebooks import output_kinds
+
+    stored = nbformat.read(ROOT / "notebooks" / "digits.ipynb", as_version=4)
     nb = nbformat.read(ROOT / "notebooks" / "digits.ipynb", as_version=4)
     nbclient.NotebookClient(nb, kernel_name="python3", timeout=300,
                             resources={"metadata": {"path": str(ROOT)}}).execute()
@@ -269,3 +272,5 @@ def test_digits_notebook_executes_fast(quick_run, tmp_path, monkeypatch):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert any("ODE − SDE" in o.get("data", {}).get("text/markdown", "") for o in outputs)
+    # the stored copy (python -m scripts.execute_notebooks) shows the same cells and kinds of output, figures included
+    assert output_kinds(nb) == output_kinds(stored)

@@ -1,7 +1,7 @@
 """Markdown tables from the digit experiment reports."""
 from __future__ import annotations
 
-__all__ = ["markdown_report"]
+__all__ = ["markdown_report", "verdicts"]
 
 
 def _ci(d: dict, fmt: str = "{:.3g}") -> str:
@@ -27,30 +27,36 @@ def _diff(d: dict, lower_better: bool | None, fmt: str = "{:+.3g}") -> str:
 
 
 def verdicts(reps: dict) -> list[dict]:
-    """One line per setting: which method the paired 95% interval of the primary measure favours (or neither)."""
+    """One line per setting: which method the paired 95% interval of the primary measure favours (or neither).
+    ``path`` is the key path of the interval's dict in ``reps`` (its value under ``"value"`` or ``"mean"``)."""
     out = []
 
-    def add(exp, setting, measure, d, lower_better):
+    def add(exp, setting, measure, path, lower_better):
+        d = reps
+        for k in path:
+            d = d[k]
         v, lo, hi = _bounds(d)
         win = ("SDE" if (lo > 0) == lower_better else "ODE") if (lo > 0 or hi < 0) else "neither"
         out.append({"experiment": exp, "setting": setting, "measure": measure, "ode_minus_sde": v, "lo95": lo,
-                    "hi95": hi, "favours": win})
+                    "hi95": hi, "favours": win, "path": list(path) + ["value" if "value" in d else "mean"]})
 
     if "inpaint" in reps:
         for mname, res in reps["inpaint"]["masks"].items():
-            for p in res.get("paired", []):
-                add("inpaint", f"{mname} holes, {p['steps']} steps", "FD", p["fd"], True)
-                add("inpaint", f"{mname} holes, {p['steps']} steps", "cond. NLL", p["cond_nll"], True)
-    for p in reps.get("translate", {}).get("paired", []):
-        add("translate", f"t0={p['t0']}", "FD", p["fd"], True)
-        add("translate", f"t0={p['t0']}", "log p0", p["logp0"], False)
-    for p in reps.get("diffedit", {}).get("paired", []):
-        add("diffedit", f"t0={p['t0']}", "FD", p["fd"], True)
-        add("diffedit", f"t0={p['t0']}", "target-class rate", p["target_class_rate"], False)
-        add("diffedit", f"t0={p['t0']}", "target cond. NLL/px", p["target_cond_nll_per_px"], True)
+            for i, p in enumerate(res.get("paired", [])):
+                base = ("inpaint", "masks", mname, "paired", i)
+                add("inpaint", f"{mname} holes, {p['steps']} steps", "FD", base + ("fd",), True)
+                add("inpaint", f"{mname} holes, {p['steps']} steps", "cond. NLL", base + ("cond_nll",), True)
+    for i, p in enumerate(reps.get("translate", {}).get("paired", [])):
+        add("translate", f"t0={p['t0']}", "FD", ("translate", "paired", i, "fd"), True)
+        add("translate", f"t0={p['t0']}", "log p0", ("translate", "paired", i, "logp0"), False)
+    for i, p in enumerate(reps.get("diffedit", {}).get("paired", [])):
+        add("diffedit", f"t0={p['t0']}", "FD", ("diffedit", "paired", i, "fd"), True)
+        add("diffedit", f"t0={p['t0']}", "target-class rate", ("diffedit", "paired", i, "target_class_rate"), False)
+        add("diffedit", f"t0={p['t0']}", "target cond. NLL/px", ("diffedit", "paired", i, "target_cond_nll_per_px"),
+            True)
     if "drag" in reps and "paired" in reps["drag"]:
-        add("drag", f"t0={reps['drag']['t0']}", "FD", reps["drag"]["paired"]["fd"], True)
-        add("drag", f"t0={reps['drag']['t0']}", "log p0", reps["drag"]["paired"]["logp0"], False)
+        add("drag", f"t0={reps['drag']['t0']}", "FD", ("drag", "paired", "fd"), True)
+        add("drag", f"t0={reps['drag']['t0']}", "log p0", ("drag", "paired", "logp0"), False)
     return out
 
 
