@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Sequence
 
 from . import drag_cli
-from .cli_common import (Parser, add_model_args, add_preset_arg, add_sampling_args, check_input_file, check_out_path,
-                         pipeline_from_args)
+from .cli_common import (MAX_STEPS, Parser, add_model_args, add_preset_arg, add_sampling_args, check_input_file,
+                         check_model_args, check_number, check_out_path, pipeline_from_args)
 from .errors import SdImageError
 
 __all__ = ["main", "build_parser"]
@@ -29,12 +29,18 @@ def _size(args):
 
 
 def _check_common(args) -> None:
-    if args.steps < 1:
-        raise SdImageError(f"--steps must be >= 1, got {args.steps}")
-    if hasattr(args, "t0") and args.t0 is not None and not 0.0 < args.t0 <= 1.0:
-        raise SdImageError(f"--t0 must be in (0, 1], got {args.t0}")
-    if getattr(args, "eta", None) is not None and args.eta < 0:
-        raise SdImageError(f"--eta must be >= 0, got {args.eta}")
+    """Every check that needs no model: numbers finite and in range, device, seed, output writable, input readable."""
+    if not 1 <= args.steps <= MAX_STEPS:
+        raise SdImageError(f"--steps must be in [1, {MAX_STEPS}] (the schedule's training steps), got {args.steps}")
+    check_number(getattr(args, "t0", None), "--t0", 0.0, 1.0, lo_open=True)
+    check_number(getattr(args, "eta", None), "--eta", 0.0, 1.0)
+    check_number(getattr(args, "guidance", None), "--guidance", 0.0)
+    check_number(getattr(args, "strength", None), "--strength", 0.0, 1.0, lo_open=True)
+    check_number(getattr(args, "mask_t0", None), "--mask-t0", 0.0, 1.0, lo_open=True)
+    for v in getattr(args, "size", None) or []:
+        if not 8 <= v <= 4096:
+            raise SdImageError(f"--size must be in [8, 4096] pixels, got {v}")
+    check_model_args(args)
     check_out_path(args.out)
     check_input_file(args.image, "image")
 
@@ -65,6 +71,11 @@ def _cmd_make_tiny(args) -> int:
     from .tiny import save_tiny_model
 
     d = Path(args.dir)
+    if d.exists() and not d.is_dir():
+        raise SdImageError(f"{args.dir!r} is a file, not a folder")
+    from .cli_common import check_writable_dir
+
+    check_writable_dir(d, "make-tiny-model")
     if d.exists() and any(d.iterdir()) and not args.force:
         raise SdImageError(f"{args.dir!r} exists and is not empty (pass --force to overwrite)")
     save_tiny_model(d, seed=args.seed, inpaint=args.inpaint,

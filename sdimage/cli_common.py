@@ -9,12 +9,14 @@ from pathlib import Path
 from .errors import SdImageError
 
 __all__ = ["Parser", "add_model_args", "add_sampling_args", "add_preset_arg", "check_input_file", "check_out_path",
-           "pipeline_from_args", "parse_point"]
+           "check_writable_dir", "check_number", "check_model_args", "pipeline_from_args", "parse_point"]
 
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2 (argparse's default prints the whole usage block)
-        self.exit(2, f"error: {message} (see `python -m sdimage {self.prog.split()[-1]} --help`)\n")
+        words = self.prog.split()
+        cmd = "python -m sdimage" + (f" {words[-1]}" if words[-1] != "sdimage" else "")
+        self.exit(2, f"error: {message} (see `{cmd} --help`)\n")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -61,13 +63,67 @@ def check_input_file(path: str, what: str, image: bool = True) -> None:
         raise SdImageError(f"cannot read {what} {path!r}: {err}") from None
 
 
+def check_writable_dir(d: Path, flag: str) -> None:
+    """``d`` exists as a writable folder or can be created (its nearest existing parent is a writable folder)."""
+    import os
+
+    q = d
+    while not q.exists():
+        q = q.parent
+    if not q.is_dir():
+        raise SdImageError(f"{flag}: {str(q)!r} is a file, so {str(d)!r} cannot be a folder")
+    if not os.access(q, os.W_OK | os.X_OK):
+        raise SdImageError(f"{flag}: {str(q)!r} is not writable")
+
+
 def check_out_path(out: str) -> Path:
+    """--out: a .png whose folder is writable and whose JSON twin is not a folder; checked before any work."""
     p = Path(out)
     if p.suffix.lower() != ".png":
         raise SdImageError(f"--out must end in .png, got {out!r}")
     if p.exists() and p.is_dir():
         raise SdImageError(f"--out {out!r} is a directory")
+    if p.with_suffix(".json").is_dir():
+        raise SdImageError(f"--out: {str(p.with_suffix('.json'))!r} (the metadata file) is a directory")
+    check_writable_dir(p.parent, "--out")
     return p
+
+
+def check_number(value, flag: str, lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> None:
+    """A finite number within [lo, hi] (or (lo, hi] with ``lo_open``); one clear line otherwise."""
+    import math
+
+    if value is None:
+        return
+    if not math.isfinite(float(value)):
+        raise SdImageError(f"{flag} must be a finite number, got {value}")
+    low = lo is not None and (value <= lo if lo_open else value < lo)
+    high = hi is not None and value > hi
+    if (low or high) and lo is not None and hi is not None:
+        raise SdImageError(f"{flag} must be in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {value}")
+    if low:
+        raise SdImageError(f"{flag} must be {'>' if lo_open else '>='} {lo:g}, got {value}")
+    if high:
+        raise SdImageError(f"{flag} must be <= {hi:g}, got {value}")
+
+
+MAX_SEED = 2 ** 63 - 1
+MAX_STEPS = 1000
+
+
+def check_model_args(args) -> None:
+    """--device and --seed checked before the model loads."""
+    import torch
+
+    try:
+        dev = torch.device(args.device)
+    except (RuntimeError, ValueError):
+        raise SdImageError(f"--device {args.device!r} is not a device (cpu, cuda, cuda:1, mps, ...)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SdImageError(f"--device {args.device} asked for, but CUDA is not available here")
+    seed = getattr(args, "seed", None)
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise SdImageError(f"--seed must be in [0, 2**63 - 1], got {seed}")
 
 
 def pipeline_from_args(args):

@@ -9,7 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli_common import (add_model_args, check_input_file, check_out_path, parse_point, pipeline_from_args)
+from .cli_common import (MAX_STEPS, add_model_args, check_input_file, check_model_args, check_out_path,
+                         check_writable_dir, parse_point, pipeline_from_args)
 from .errors import SdImageError
 
 __all__ = ["add_parsers", "config_from_args"]
@@ -45,6 +46,8 @@ def _drag_params(q: argparse.ArgumentParser) -> None:
 def config_from_args(args):
     from .drag import DragConfig
 
+    if not 1 <= args.steps <= MAX_STEPS:
+        raise SdImageError(f"--steps must be in [1, {MAX_STEPS}] (the schedule's training steps), got {args.steps}")
     return DragConfig(
         steps=args.steps, t0=args.t0, guidance_min=args.guidance_min, guidance_max=args.guidance,
         step_size=args.step_size, r=args.r, alpha=args.alpha, beta=args.beta, lora_steps=args.lora_steps,
@@ -96,6 +99,11 @@ def _cmd_drag(args) -> int:
     from .runinfo import write_outputs
 
     out = check_out_path(args.out)
+    check_model_args(args)
+    if args.save_intermediates is not None:
+        if Path(args.save_intermediates).exists() and not Path(args.save_intermediates).is_dir():
+            raise SdImageError(f"--save-intermediates {args.save_intermediates!r} is a file, not a folder")
+        check_writable_dir(Path(args.save_intermediates), "--save-intermediates")
     check_input_file(args.image, "image")
     sources = [parse_point(p) for p in args.source]
     targets = [parse_point(p) for p in args.target]
@@ -140,6 +148,8 @@ def _cmd_dragbench(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise SdImageError(f"--out {args.out!r} exists and is not a folder")
+    check_writable_dir(out, "--out")
+    check_model_args(args)
     config = config_from_args(args)
     for sid, p in find_samples(args.root):  # validate every sample before any work
         read_sample(p, sid)

@@ -99,8 +99,12 @@ def _jsonable(v):
 
 
 def _tmp_in(p: Path) -> str:
+    """A temporary file beside ``p`` with the mode a plain new file gets under the umask (mkstemp makes it 0600)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent))
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     return tmp
 
 
