@@ -299,6 +299,20 @@ def _row_text(row: Row, link: Callable[[Number], str]) -> str:
     return row.template.format(*(link(n) for n in row.numbers))
 
 
+def in_short(sections: list[Section]) -> str:
+    """One sentence: how many verdicts favour the SDE, the ODE or neither, and whether the theorem held."""
+    rows = [r for sec in sections for r in sec.rows]
+    theorem = [r for r in rows if r.what.startswith("theorem")]
+    edits = [r for r in rows if not r.what.startswith("theorem") and r.verdict in ("SDE", "ODE", "neither", "split",
+                                                                                   "Cycle-SDE")]
+    count = lambda *v: sum(r.verdict in v for r in edits)  # noqa: E731
+    failed = [sec.stage for sec in sections if sec.note.startswith("this stage failed")]
+    text = (f"In short: the theorem holds in {sum(r.verdict == 'holds' for r in theorem)} of {len(theorem)} cases; of "
+            f"{len(edits)} SDE-vs-ODE comparisons, {count('SDE', 'Cycle-SDE')} favour the SDE, {count('ODE')} the "
+            f"ODE and {count('neither', 'split')} neither (95 % intervals where the lab has them).")
+    return text + (f" Failed stages: {', '.join(failed)}." if failed else "")
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -307,7 +321,7 @@ def render_markdown(sections: list[Section], summary: list[dict]) -> str:
     md = lambda n: f"[{n.text}]({n.json})"  # noqa: E731
     lines = ["# Results of the main job", "",
              "Every number links to the JSON report it was read from. Verdicts first, then every stage's figures.",
-             "", "## Verdicts", "", "| claim | setting | numbers | verdict |", "|---|---|---|---|"]
+             "", f"**{in_short(sections)}**", "", "## Verdicts", "", "| claim | setting | numbers | verdict |", "|---|---|---|---|"]
     for sec in sections:
         for row in sec.rows:
             lines.append(f"| {_cell(row.what)} | {_cell(row.setting)} | {_cell(_row_text(row, md))} | **{row.verdict}** |")
@@ -340,6 +354,7 @@ def render_html(sections: list[Section], summary: list[dict]) -> str:
            ".SDE{color:#b00}.ODE{color:#00b}</style></head><body>",
            "<h1>Results of the main job</h1>",
            "<p>Every number links to the JSON report it was read from. Verdicts first, then every stage's figures.</p>",
+           f"<p><b>{e(in_short(sections))}</b></p>",
            "<h2>Verdicts</h2><table><tr><th>claim</th><th>setting</th><th>numbers</th><th>verdict</th></tr>"]
     for sec in sections:
         for row in sec.rows:
