@@ -116,6 +116,10 @@ CAPTIONS = {
     "translate_sde.png": "Stable Diffusion plumbing on the tiny random model: SDEdit output (noise-like by design)",
     "reconstruct.png": "Cycle-SDE reconstruction on the tiny model: equal to the input latent up to float error",
     "drag_sde.png": "SDE-Drag on the tiny model (random weights: checks the code path, not the quality)",
+    "examples.png": "drag test bed: input, right answer, ODE-Drag and SDE-Drag on typical tasks",
+    "failures.png": "drag test bed: the worst tasks of each method",
+    "outcomes.png": "drag test bed: what each method returned (moved, stayed, other object)",
+    "sweeps.png": "drag test bed: position error and success over t0, α, β, steps, distance and mask size",
 }
 
 
@@ -233,6 +237,26 @@ def _digits(results: Path, out: str) -> list[Row]:
     return rows
 
 
+def _shapes(results: Path, out: str) -> list[Row]:
+    """Drag test bed with ground truth: paired ODE − SDE at the official defaults (position, success, realism)."""
+    rel = f"{out}/report.json"
+    rows = []
+    for key, what, lower_better in (("position_error_px", "position error (px)", True),
+                                    ("success_rate", "success rate", False), ("nll", "NLL under p0", True)):
+        base = ("defaults", "paired_ode_minus_sde", key)
+        d = _get(_load(results, rel), base)
+        lo, hi = d["mean"] - d["ci95"], d["mean"] + d["ci95"]
+        sde_better = (lo > 0) if lower_better else (hi < 0)
+        ode_better = (hi < 0) if lower_better else (lo > 0)
+        rows.append(Row(f"drag test bed: {what}", "official defaults",
+                        [_num(results, rel, "defaults", "methods", "ODE", key, "mean", fmt="{:.3g}"),
+                         _num(results, rel, "defaults", "methods", "SDE", key, "mean", fmt="{:.3g}"),
+                         _num(results, rel, *base, "mean", fmt="{:+.3g}"), _num(results, rel, *base, "ci95")],
+                        "SDE" if sde_better else ("ODE" if ode_better else "neither"),
+                        "ODE {0}, SDE {1}; Δ ODE − SDE {2} ± {3}"))
+    return rows
+
+
 def _sdimage(results: Path, stage: str, command: Sequence[str]) -> list[Row]:
     cmd = list(command)
     out = cmd[cmd.index("--out") + 1]
@@ -254,11 +278,13 @@ BUILDERS: dict[str, Callable[..., list[Row]]] = {
     "toy editing": lambda r, s, c: _editing(r, stage_out_dir(c)),
     "toy study": lambda r, s, c: _study(r, stage_out_dir(c)),
     "digits": lambda r, s, c: _digits(r, stage_out_dir(c)),
+    "toy shapes drag": lambda r, s, c: _shapes(r, stage_out_dir(c)),
     "sdimage": _sdimage,
 }
 TITLES = {"theory": "The theorem, exactly", "toy kl-curves": "KL curves (exact and learned score)",
           "toy editing": "Toy editing tasks", "toy study": "Schedules, η and Cycle-SDE",
-          "digits": "The paper's editing tables on digits (exact model)", "sdimage": "Stable Diffusion code path"}
+          "digits": "The paper's editing tables on digits (exact model)", "sdimage": "Stable Diffusion code path",
+          "toy shapes drag": "Drag test bed with ground truth (shapes)"}
 
 
 def build_sections(results: Path, summary: list[dict]) -> list[Section]:

@@ -1,7 +1,8 @@
 """Command line: ``python -m toy <command> ...``.
 
 Commands are registered in ``COMMANDS`` (name -> ``add_parser(subparsers)``); each ``add_parser`` sets
-``func=handler(args) -> int``.  ``python -m toy digits ...`` is provided by ``toy.digits.cli`` when installed.
+``func=handler(args) -> int``.  ``python -m toy digits ...`` is provided by ``toy.digits.cli`` and
+``python -m toy shapes ...`` by ``toy.shapes.cli`` when installed.
 """
 from __future__ import annotations
 
@@ -165,7 +166,7 @@ COMMANDS: dict[str, Callable] = {
     "all": add_all,
 }
 # optional sub-packages providing ``add_parser(subparsers)`` (registered when importable)
-OPTIONAL_COMMAND_MODULES: tuple[str, ...] = ("toy.digits.cli",)
+OPTIONAL_COMMAND_MODULES: tuple[str, ...] = ("toy.digits.cli", "toy.shapes.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

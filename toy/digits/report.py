@@ -1,24 +1,24 @@
 """Markdown tables from the digit experiment reports."""
 from __future__ import annotations
 
-__all__ = ["markdown_report", "verdicts"]
+__all__ = ["markdown_report", "verdicts", "interval_text", "interval_bounds", "paired_text"]
 
 
-def _ci(d: dict, fmt: str = "{:.3g}") -> str:
+def interval_text(d: dict, fmt: str = "{:.3g}") -> str:
     if "value" in d:
         return f"{fmt.format(d['value'])} [{fmt.format(d['lo95'])}, {fmt.format(d['hi95'])}]"
     return f"{fmt.format(d['mean'])} ± {fmt.format(d['ci95'])}"
 
 
-def _bounds(d: dict) -> tuple[float, float, float]:
+def interval_bounds(d: dict) -> tuple[float, float, float]:
     if "value" in d:
         return d["value"], d["lo95"], d["hi95"]
     return d["mean"], d["mean"] - d["ci95"], d["mean"] + d["ci95"]
 
 
-def _diff(d: dict, lower_better: bool | None, fmt: str = "{:+.3g}") -> str:
+def paired_text(d: dict, lower_better: bool | None, fmt: str = "{:+.3g}") -> str:
     """Paired ODE − SDE difference with its 95% interval and a verdict when the interval excludes 0."""
-    v, lo, hi = _bounds(d)
+    v, lo, hi = interval_bounds(d)
     txt = f"{fmt.format(v)} [{fmt.format(lo)}, {fmt.format(hi)}]"
     if lower_better is None or not (lo > 0 or hi < 0):
         return txt + (" (n.s.)" if lower_better is not None else "")
@@ -35,7 +35,7 @@ def verdicts(reps: dict) -> list[dict]:
         d = reps
         for k in path:
             d = d[k]
-        v, lo, hi = _bounds(d)
+        v, lo, hi = interval_bounds(d)
         win = ("SDE" if (lo > 0) == lower_better else "ODE") if (lo > 0 or hi < 0) else "neither"
         out.append({"experiment": exp, "setting": setting, "measure": measure, "ode_minus_sde": v, "lo95": lo,
                     "hi95": hi, "favours": win, "path": list(path) + ["value" if "value" in d else "mean"]})
@@ -76,29 +76,29 @@ def markdown_report(reps: dict) -> str:
             lines.append("| steps | method | FD [95%] | cond. NLL | component TV | pixel W2² |")
             lines.append("|---|---|---|---|---|---|")
             for row in res["rows"]:
-                lines.append(f"| {row['steps']} | {row['method']} | {_ci(row['fd'])} | {_ci(row['cond_nll'])} | "
-                             f"{_ci(row['component_tv'])} | {_ci(row['pixel_w2'])} |")
+                lines.append(f"| {row['steps']} | {row['method']} | {interval_text(row['fd'])} | {interval_text(row['cond_nll'])} | "
+                             f"{interval_text(row['component_tv'])} | {interval_text(row['pixel_w2'])} |")
             ref = res["exact_reference"]
-            lines.append(f"| — | exact conditional (2nd draw) | {_ci(ref['fd'])} | {_ci(ref['cond_nll'])} | "
-                         f"{_ci(ref['component_tv'])} | {_ci(ref['pixel_w2'])} |\n")
+            lines.append(f"| — | exact conditional (2nd draw) | {interval_text(ref['fd'])} | {interval_text(ref['cond_nll'])} | "
+                         f"{interval_text(ref['component_tv'])} | {interval_text(ref['pixel_w2'])} |\n")
             if res.get("paired"):
                 lines.append(f"paired Δ = ODE − SDE, {mname} holes (> 0: SDE better on all four)\n")
                 lines.append("| steps | Δ FD | Δ cond. NLL | Δ component TV | Δ pixel W2² |")
                 lines.append("|---|---|---|---|---|")
                 for p in res["paired"]:
-                    lines.append(f"| {p['steps']} | {_diff(p['fd'], True)} | {_diff(p['cond_nll'], True)} | "
-                                 f"{_diff(p['component_tv'], True)} | {_diff(p['pixel_w2'], True)} |")
+                    lines.append(f"| {p['steps']} | {paired_text(p['fd'], True)} | {paired_text(p['cond_nll'], True)} | "
+                                 f"{paired_text(p['component_tv'], True)} | {paired_text(p['pixel_w2'], True)} |")
                 lines.append("")
     if "translate" in reps:
         r = reps["translate"]
         lines.append("## SDEdit from stroke-like digits (realism vs faithfulness)\n")
-        lines.append(f"stroke inputs: FD {_ci(r['input_measures']['fd'])}, log p0 {_ci(r['input_measures']['logp0'])}; "
-                     f"real held-out digits: FD {_ci(r['data_measures']['fd'])}, log p0 {_ci(r['data_measures']['logp0'])}\n")
+        lines.append(f"stroke inputs: FD {interval_text(r['input_measures']['fd'])}, log p0 {interval_text(r['input_measures']['logp0'])}; "
+                     f"real held-out digits: FD {interval_text(r['data_measures']['fd'])}, log p0 {interval_text(r['data_measures']['logp0'])}\n")
         lines.append("| t0 | method | FD to p0 [95%] | log p0 | L2 to input | class kept |")
         lines.append("|---|---|---|---|---|---|")
         for row in r["rows"]:
-            lines.append(f"| {row['t0']} | {row['method']} | {_ci(row['fd'])} | {_ci(row['logp0'])} | "
-                         f"{_ci(row['l2_to_input'])} | {_ci(row['class_kept'])} |")
+            lines.append(f"| {row['t0']} | {row['method']} | {interval_text(row['fd'])} | {interval_text(row['logp0'])} | "
+                         f"{interval_text(row['l2_to_input'])} | {interval_text(row['class_kept'])} |")
         lines.append("")
         if r.get("paired"):
             lines.append("paired Δ = ODE − SDE (FD: > 0 SDE more realistic; log p0: < 0 SDE more realistic; "
@@ -106,27 +106,27 @@ def markdown_report(reps: dict) -> str:
             lines.append("| t0 | Δ FD | Δ log p0 | Δ L2 to input | Δ class kept |")
             lines.append("|---|---|---|---|---|")
             for p in r["paired"]:
-                lines.append(f"| {p['t0']} | {_diff(p['fd'], True)} | {_diff(p['logp0'], False)} | "
-                             f"{_diff(p['l2_to_input'], True)} | {_diff(p['class_kept'], False)} |")
+                lines.append(f"| {p['t0']} | {paired_text(p['fd'], True)} | {paired_text(p['logp0'], False)} | "
+                             f"{paired_text(p['l2_to_input'], True)} | {paired_text(p['class_kept'], False)} |")
             lines.append("")
     if "diffedit" in reps:
         r = reps["diffedit"]
         lines.append("## DiffEdit class change inside a mask (ODE: DDIM inversion; SDE: Cycle-SDE)\n")
-        lines.append(f"mask fraction {_ci(r['mask_fraction'])}\n")
+        lines.append(f"mask fraction {interval_text(r['mask_fraction'])}\n")
         lines.append("| t0 | method | target-class rate | exact p(target) | FD to target class [95%] | "
                      "target cond. NLL / edited px |")
         lines.append("|---|---|---|---|---|---|")
         for row in r["rows"]:
-            lines.append(f"| {row['t0']} | {row['method']} | {_ci(row['target_class_rate'])} | "
-                         f"{_ci(row['exact_target_posterior'])} | {_ci(row['fd'])} | {_ci(row['target_cond_nll_per_px'])} |")
+            lines.append(f"| {row['t0']} | {row['method']} | {interval_text(row['target_class_rate'])} | "
+                         f"{interval_text(row['exact_target_posterior'])} | {interval_text(row['fd'])} | {interval_text(row['target_cond_nll_per_px'])} |")
         lines.append("")
         if r.get("paired"):
             lines.append("paired Δ = ODE − SDE (rates/posteriors: < 0 SDE better; FD, NLL: > 0 SDE better)\n")
             lines.append("| t0 | Δ target-class rate | Δ exact p(target) | Δ FD | Δ target cond. NLL / px |")
             lines.append("|---|---|---|---|---|")
             for p in r["paired"]:
-                lines.append(f"| {p['t0']} | {_diff(p['target_class_rate'], False)} | {_diff(p['exact_target_posterior'], False)} | "
-                             f"{_diff(p['fd'], True)} | {_diff(p['target_cond_nll_per_px'], True)} |")
+                lines.append(f"| {p['t0']} | {paired_text(p['target_class_rate'], False)} | {paired_text(p['exact_target_posterior'], False)} | "
+                             f"{paired_text(p['fd'], True)} | {paired_text(p['target_cond_nll_per_px'], True)} |")
             lines.append("")
     if "drag" in reps:
         r = reps["drag"]
@@ -134,18 +134,18 @@ def markdown_report(reps: dict) -> str:
         lines.append(f"## Drag (copy-paste α = {r['alpha']}, β = {r['beta']}, t0 = {r['t0']}, {r['steps']}-step grid"
                      f"{preset})\n")
         im = r["input_measures"]
-        lines.append(f"inputs: FD {_ci(im['fd'])}, log p0 {_ci(im['logp0'])}, handle→target {_ci(im['handle_distance'])} px\n")
+        lines.append(f"inputs: FD {interval_text(im['fd'])}, log p0 {interval_text(im['logp0'])}, handle→target {interval_text(im['handle_distance'])} px\n")
         lines.append("| method | FD to p0 [95%] | log p0 | handle distance (px) | class kept |")
         lines.append("|---|---|---|---|---|")
         for row in r["rows"]:
-            lines.append(f"| {row['method']} | {_ci(row['fd'])} | {_ci(row['logp0'])} | {_ci(row['handle_distance'])} | "
-                         f"{_ci(row['class_kept'])} |")
+            lines.append(f"| {row['method']} | {interval_text(row['fd'])} | {interval_text(row['logp0'])} | {interval_text(row['handle_distance'])} | "
+                         f"{interval_text(row['class_kept'])} |")
         lines.append("")
         if r.get("paired"):
             p = r["paired"]
             lines.append("paired Δ = ODE − SDE: "
-                         f"FD {_diff(p['fd'], True)}; log p0 {_diff(p['logp0'], False)}; "
-                         f"handle distance {_diff(p['handle_distance'], True)}; class kept {_diff(p['class_kept'], False)}\n")
+                         f"FD {paired_text(p['fd'], True)}; log p0 {paired_text(p['logp0'], False)}; "
+                         f"handle distance {paired_text(p['handle_distance'], True)}; class kept {paired_text(p['class_kept'], False)}\n")
     vs = verdicts(reps)
     if vs:
         lines.append("## Verdicts (paired 95% intervals of the primary measures)\n")

@@ -1,0 +1,99 @@
+"""Exact measures of a drag output against its known right answer.
+
+- ``position_error_px``: where the dragged object ended up, found by the best L2 match among renderings of the
+  task's object at *every* integer centre where it fits (the analogue of DragBench's mean distance, computed from
+  the known rendering, not a feature tracker), Euclidean distance to the right answer's centre;
+- ``drag_fraction``: how much of the displacement the located object made (projection on d / |d|; 1 = all,
+  0 = it stayed, < 1 = undershoot);
+- ``nll``: −log p_0(output) under the exact mixture (realism); ``in_range``: NLL not above the largest NLL of
+  ``nll_samples`` draws of p_0 (the data's range);
+- ``outside_mask_change``: L2 norm of output − input outside the editable mask;
+- ``l2_to_answer``: L2 distance to the right answer;
+- ``success_rate`` (per task 0 or 1): position error ≤ 1 px and NLL in the data's range;
+- the exact outcome: the most responsible component at t = 0 is the answer (``moved``), the input (``stayed``)
+  or another image (``other``); an output with NLL out of range is ``off`` (not an image of the data set).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .data import ShapeSet, render
+from .tasks import DragTask
+
+__all__ = ["OUTCOMES", "TemplateBank", "nll_data_range", "measure"]
+
+OUTCOMES: tuple[str, ...] = ("moved", "stayed", "other", "off")
+SUCCESS_PX = 1.0
+
+
+@dataclass
+class TemplateBank:
+    """Renderings of each (kind, size) at every integer centre where the object fits (built lazily)."""
+
+    shapes: ShapeSet
+    _bank: dict = field(default_factory=dict)
+
+    def templates(self, kind: str, size: int) -> tuple[Tensor, Tensor]:
+        """(centres [P, 2] long, images [P, side²] float64)."""
+        key = (kind, int(size))
+        if key not in self._bank:
+            cfg = self.shapes.config
+            ry, rx = cfg.reach(kind, size)
+            pos = list(itertools.product(range(ry, cfg.side - ry), range(rx, cfg.side - rx)))
+            imgs = torch.stack([render(kind, size, p, cfg.side, cfg.foreground, cfg.background, cfg.supersample)
+                                for p in pos]).reshape(len(pos), -1)
+            self._bank[key] = (torch.tensor(pos, dtype=torch.long), imgs)
+        return self._bank[key]
+
+    def locate(self, x: Tensor, kind: str, size: int) -> Tensor:
+        """Centres [B, 2] of the best-matching rendering of ``kind``/``size`` in each row of ``x`` [B, side²]."""
+        pos, imgs = self.templates(kind, size)
+        d2 = (imgs * imgs).sum(-1)[None, :] - 2.0 * x.to(torch.float64) @ imgs.T
+        return pos[d2.argmin(-1)]
+
+
+def nll_data_range(shapes: ShapeSet, n: int, seed: int) -> dict:
+    """NLL of ``n`` draws of p_0 (seeded): min, median, max; ``max`` is the success threshold."""
+    x = shapes.mixture.sample(n, torch.Generator().manual_seed(int(seed)))
+    v = (-shapes.mixture.log_prob(x)).numpy()
+    return {"min": float(v.min()), "median": float(np.median(v)), "max": float(v.max()), "n": int(n), "seed": int(seed)}
+
+
+def measure(shapes: ShapeSet, bank: TemplateBank, tasks: list[DragTask], inputs: Tensor, outputs: Tensor,
+            masks: Tensor, nll_max: float) -> dict[str, np.ndarray]:
+    """Per-task measures (arrays of length len(tasks)) of ``outputs`` [N, side²] for ``inputs`` [N, side²] with
+    editable ``masks`` [N, side²] (bool)."""
+    y = outputs.reshape(len(tasks), -1).to(torch.float64)
+    x = inputs.reshape(len(tasks), -1).to(torch.float64)
+    m = masks.reshape(len(tasks), -1)
+    mix = shapes.mixture
+    nll = (-mix.log_prob(y)).numpy()
+    best = mix.responsibilities(y).argmax(-1).numpy()
+    pos, frac = np.zeros(len(tasks)), np.zeros(len(tasks))
+    for key in {(t.kind, t.size) for t in tasks}:
+        rows = [i for i, t in enumerate(tasks) if (t.kind, t.size) == key]
+        found = bank.locate(y[rows], *key).to(torch.float64)
+        ans = torch.tensor([tasks[i].answer_centre for i in rows], dtype=torch.float64)
+        src = torch.tensor([tasks[i].source_centre for i in rows], dtype=torch.float64)
+        pos[rows] = (found - ans).norm(dim=-1).numpy()
+        d = ans - src
+        frac[rows] = (((found - src) * d).sum(-1) / (d * d).sum(-1)).numpy()
+    answers = shapes.images[[t.answer_index for t in tasks]]
+    in_range = nll <= nll_max
+    outcome = np.array([("off" if not ok else "moved" if b == t.answer_index else "stayed" if b == t.source_index
+                         else "other") for t, b, ok in zip(tasks, best, in_range)])
+    return {
+        "position_error_px": pos,
+        "drag_fraction": frac,
+        "nll": nll,
+        "in_range": in_range.astype(np.float64),
+        "outside_mask_change": ((y - x) * (~m)).norm(dim=-1).numpy(),
+        "l2_to_answer": (y - answers).norm(dim=-1).numpy(),
+        "success_rate": ((pos <= SUCCESS_PX) & in_range).astype(np.float64),
+        **{f"outcome_{o}": (outcome == o).astype(np.float64) for o in OUTCOMES},
+    }
