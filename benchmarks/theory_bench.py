@@ -1,6 +1,6 @@
 """Accuracy vs cost of the theory grid solver, and py-pde on the same problems; writes JSON + PNG to --out.
 
-Rerun: .venv/bin/python benchmarks/theory_bench.py [--out docs/figures/theory] [--quick]
+Rerun: .venv/bin/python benchmarks/theory_bench.py [--out docs/figures/theory] [--quick] [--random-set-only]
 Problems: the issue's 1-D example (VP-linear, t0=0.6 -> 0.002, SDE) and a 2-D two-component mixture (t0=0.5 ->
 0.01).  Reference: exact time reversal (Gauss-Hermite quadrature, theory.reversal).  Every timing is the minimum
 of --repeat runs (the machine is shared).  py-pde solves the reverse-time Fokker-Planck equation for q,
@@ -88,14 +88,43 @@ def pypde_solve(cfg_d, cells, method, repeat, central=True):
     return sec, kl_grid(out.data, pe, float(np.prod(g.spacing)))
 
 
+def random_set(out: Path, repeat: int) -> dict:
+    """Defaults of `verify` on the fixed random set (theory.cases, seed 0, 12 configs per dimension): relative
+    residual, its reported bound and the solver time (minimum of `repeat` runs in 1-D, one run in 2-D)."""
+    from theory.cases import random_configs
+
+    res = {"machine": "2-core CPU shared with other engineers' jobs; wall times inflated",
+           "set": "theory.cases.random_configs(dim, n=12, seed=0)"}
+    for dim in (1, 2):
+        rows = []
+        for i, c in enumerate(random_configs(dim, 12, 0)):
+            best, r = best_of(lambda: verify(c, "grid"), repeat if dim == 1 else 1)
+            rows.append({"case": i, "kind": c["schedule"]["kind"], "t0": c["t0"], "t_end": c["t_end"],
+                         "components": len(c["data"]["weights"]), "kl_start": r["kl_start"],
+                         "relative_residual": r["relative_residual"],
+                         "relative_bound": r["errors"]["relative_residual"], "limited_by": r["errors"]["limited_by"],
+                         "cells": r["grid_shape"], "steps": r["n_steps"], "seconds": best})
+            print(dim, rows[-1], flush=True)
+        res[f"{dim}d"] = {"cases": rows, "worst_residual": max(rows, key=lambda x: x["relative_residual"]),
+                          "worst_seconds": max(rows, key=lambda x: x["seconds"]),
+                          "max_residual_over_bound": max(x["relative_residual"] / x["relative_bound"] for x in rows)}
+    (out / "random_set.json").write_text(json.dumps(res, indent=1))
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="docs/figures/theory")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--random-set-only", action="store_true",
+                    help="only the defaults on the fixed random mixture set (writes random_set.json)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.random_set_only:
+        random_set(out, args.repeat)
+        return
     res = {"machine": "2-core CPU shared with other jobs; times are the minimum of --repeat runs"}
     for name, cfg_d, sweep in [
         ("1d", EX1, [(c, s) for c in (100, 200, 400, 800) for s in (20, 40, 100, 200)]),

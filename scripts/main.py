@@ -23,6 +23,7 @@ def stages(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("toy editing", ["-m", "toy", "editing", *q, "--out", str(out / "toy" / "editing")]),
         ("toy study", ["-m", "toy", "study", *q, "--out", str(out / "toy" / "study")]),
         ("digits", ["-m", "toy", "digits", "all", *q, "--out", str(out / "digits")]),
+        ("toy score-error", ["-m", "toy", "score-error", *q, "--out", str(out / "toy" / "score-error")]),
         ("toy shapes drag", ["-m", "toy", "shapes", "drag", *q, "--out", str(out / "toy" / "shapes")]),
         ("sdimage tiny model", ["-m", "sdimage", "make-tiny-model", str(tiny)]),
         ("sdimage demo image", ["-m", "scripts.demo_image", str(img)]),

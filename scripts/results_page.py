@@ -119,6 +119,8 @@ CAPTIONS = {
     "examples.png": "drag test bed: input, right answer, ODE-Drag and SDE-Drag on typical tasks",
     "failures.png": "drag test bed: the worst tasks of each method",
     "outcomes.png": "drag test bed: what each method returned (moved, stayed, other object)",
+    "heatmap.png": "imperfect score: KL to the data over η and score error; the SDE's advantage ends as the error grows",
+    "curves.png": "imperfect score: KL to the data against η, one curve per score-error level",
     "sweeps.png": "drag test bed: position error and success over t0, α, β, steps, distance and mask size",
 }
 
@@ -257,6 +259,22 @@ def _shapes(results: Path, out: str) -> list[Row]:
     return rows
 
 
+def _score_error(results: Path, out: str) -> list[Row]:
+    """Imperfect score: per score-error level, KL(output ‖ data) of the ODE (η = 0) and the SDE (η = 1), edited start."""
+    rel = f"{out}/report.json"
+    rep = _load(results, rel)
+    etas = rep["etas"]
+    i0, i1 = etas.index(min(etas)), etas.index(max(etas))
+    rows = []
+    for j, lev in enumerate(rep["levels"]):
+        ode = _num(results, rel, "levels", j, "kl_edited", i0, fmt="{:.3f}")
+        sde = _num(results, rel, "levels", j, "kl_edited", i1, fmt="{:.3f}")
+        err = _num(results, rel, "levels", j, "eps_rms_error", fmt="{:.2g}")
+        rows.append(Row("imperfect score: KL(output‖data), edited start", str(lev["level"]), [err, ode, sde],
+                        "SDE" if sde.value < ode.value else "ODE", "ε error {0}: ODE {1}, SDE {2}"))
+    return rows
+
+
 def _sdimage(results: Path, stage: str, command: Sequence[str]) -> list[Row]:
     cmd = list(command)
     out = cmd[cmd.index("--out") + 1]
@@ -279,12 +297,14 @@ BUILDERS: dict[str, Callable[..., list[Row]]] = {
     "toy study": lambda r, s, c: _study(r, stage_out_dir(c)),
     "digits": lambda r, s, c: _digits(r, stage_out_dir(c)),
     "toy shapes drag": lambda r, s, c: _shapes(r, stage_out_dir(c)),
+    "toy score-error": lambda r, s, c: _score_error(r, stage_out_dir(c)),
     "sdimage": _sdimage,
 }
 TITLES = {"theory": "The theorem, exactly", "toy kl-curves": "KL curves (exact and learned score)",
           "toy editing": "Toy editing tasks", "toy study": "Schedules, η and Cycle-SDE",
           "digits": "The paper's editing tables on digits (exact model)", "sdimage": "Stable Diffusion code path",
-          "toy shapes drag": "Drag test bed with ground truth (shapes)"}
+          "toy shapes drag": "Drag test bed with ground truth (shapes)",
+          "toy score-error": "The theorem with an imperfect score"}
 
 
 def build_sections(results: Path, summary: list[dict]) -> list[Section]:

@@ -13,7 +13,7 @@ from .schedules import Schedule, schedule_from_dict
 
 METHODS = ("auto", "gaussian", "grid", "reversal", "particles")
 SAMPLERS = ("sde", "ode")
-_KEYS = {"schedule", "data", "edited", "t0", "t_end", "sampler", "grid", "n_steps", "seed"}
+_KEYS = {"schedule", "data", "edited", "t0", "t_end", "sampler", "grid", "n_steps", "seed", "tol"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class VerifyConfig:
     grid: tuple[int, ...] | None = None
     n_steps: int | None = None
     seed: int = 0
+    tol: float | None = None
 
     @property
     def dim(self) -> int:
@@ -41,6 +42,13 @@ def _time(d: Mapping[str, Any], key: str) -> float:
     v = d[key]
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
         raise ConfigError(f"{key} must be a finite number, got {v!r}")
+    return float(v)
+
+
+def check_tol(v: Any) -> float:
+    """A tolerance must be a finite number > 0 (relative identity error)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)) or v <= 0:
+        raise ConfigError(f"tol must be a finite number > 0, got {v!r}")
     return float(v)
 
 
@@ -64,6 +72,9 @@ def config_from_dict(d: Any) -> VerifyConfig:
         raise ConfigError(f"t0 and t_end must lie in (0, 1], got t0={t0}, t_end={t_end}")
     if t0 <= t_end:
         raise ConfigError(f"need t0 > t_end (forward time), got t0={t0}, t_end={t_end}")
+    if schedule.kind == "rectified-flow" and t0 >= 1.0:
+        raise ConfigError(f"rectified-flow needs t0 < 1: alpha(t) = 1 - t is 0 at t0={t0:g} "
+                          "(pure noise; f = -1/(1-t) and g^2 = 2t/(1-t) are infinite there)")
     if t0 > schedule.t_max():
         raise ConfigError(f"t0={t0} is beyond where schedule {schedule.kind} is finite (use t0 < 1)")
     sampler = d.get("sampler", "sde")
@@ -81,7 +92,8 @@ def config_from_dict(d: Any) -> VerifyConfig:
     seed = d.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError("seed must be an integer")
-    return VerifyConfig(schedule, data, edited, t0, t_end, sampler, grid, n_steps, seed)
+    tol = check_tol(d["tol"]) if d.get("tol") is not None else None
+    return VerifyConfig(schedule, data, edited, t0, t_end, sampler, grid, n_steps, seed, tol)
 
 
 def load_config(path: str | Path) -> VerifyConfig:

@@ -130,6 +130,23 @@ class GaussianMixture:
         tr = np.trace(self._prec, axis1=1, axis2=2)
         return np.einsum("nk,nk->n", r, np.einsum("nki,nki->nk", pd, pd) - tr) - np.einsum("ni,ni->n", s, s)
 
+    def hessian_and_grad_laplacian(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(score [n, d], Hessian of log p [n, d, d], grad of Laplacian of log p [n, d]), closed form:
+        H = sum_k r_k (s_k s_k^T - P_k) - s s^T;  with L = Delta log p = sum_k r_k (|s_k|^2 - tr P_k) - |s|^2,
+        grad L = sum_k r_k [(s_k - s)(|s_k|^2 - tr P_k) - 2 P_k s_k] - 2 H s   (grad r_k = r_k (s_k - s))."""
+        lp, pd = self._parts(self._as_points(x))
+        r = softmax(lp, axis=1)
+        sk = -pd                                                    # [n, K, d]
+        s = np.einsum("nk,nki->ni", r, sk)
+        H = np.einsum("nk,nki,nkj->nij", r, sk, sk) - np.einsum("nk,kij->nij", r, self._prec) \
+            - np.einsum("ni,nj->nij", s, s)
+        tr = np.trace(self._prec, axis1=1, axis2=2)
+        a = np.einsum("nki,nki->nk", sk, sk) - tr                   # |s_k|^2 - tr P_k
+        Ps = np.einsum("kij,nkj->nki", self._prec, sk)
+        gL = np.einsum("nk,nki->ni", r * a, sk - s[:, None, :]) - 2.0 * np.einsum("nk,nki->ni", r, Ps) \
+            - 2.0 * np.einsum("nij,nj->ni", H, s)
+        return s, H, gL
+
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """n i.i.d. draws: component k ~ Categorical(w), x = m_k + L_k z."""
         k = rng.choice(self.n_components, size=n, p=self.weights)

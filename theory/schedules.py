@@ -155,6 +155,34 @@ class VE(Schedule):
         return {"kind": self.kind, "sigma_min": self.sigma_min, "sigma_max": self.sigma_max}
 
 
+@dataclass(frozen=True)
+class RectifiedFlow(Schedule):
+    """Rectified flow / flow matching (SD3, FLUX): x_t = (1 - t) x_0 + t eps, i.e. alpha = 1 - t, sigma = t on
+    t in (0, 1).  f = d log alpha / dt = -1 / (1 - t);  g2 = d sigma^2/dt - 2 f sigma^2 = 2t + 2t^2 / (1 - t)
+    = 2t / (1 - t).  Both blow up at t = 1 (alpha = 0: x_1 is pure noise, nothing of x_0 is left), so t0 < 1."""
+
+    kind: str = field(default="rectified-flow", init=False)
+
+    def alpha(self, t: ArrayLike) -> np.ndarray:
+        return 1.0 - _arr(t)
+
+    def sigma(self, t: ArrayLike) -> np.ndarray:
+        return _arr(t) * 1.0
+
+    def f(self, t: ArrayLike) -> np.ndarray:
+        return -1.0 / (1.0 - _arr(t))
+
+    def g2(self, t: ArrayLike) -> np.ndarray:
+        t = _arr(t)
+        return 2.0 * t / (1.0 - t)
+
+    def t_max(self) -> float:
+        return 1.0 - 1e-9
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind}
+
+
 @dataclass(frozen=True, eq=False)
 class DiscreteDDPM(Schedule):
     """Discrete DDPM alphas_cumprod; index i <-> t = (i+1)/T, log alpha_bar piecewise linear in t, f = (1/2) d log alpha_bar/dt, g2 = -2 f."""
@@ -235,14 +263,16 @@ def _num(d: Mapping[str, Any], key: str, default: float) -> float:
 
 
 def schedule_from_dict(d: Mapping[str, Any]) -> Schedule:
-    """Parse {"kind": "vp-linear"|"vp-cosine"|"ve"|"ddpm", ...parameters} into a Schedule."""
+    """Parse {"kind": "vp-linear"|"vp-cosine"|"ve"|"rectified-flow"|"ddpm", ...parameters} into a Schedule."""
     if not isinstance(d, Mapping):
         raise ConfigError("schedule must be an object with a 'kind'")
     kind = d.get("kind")
     allowed = {"vp-linear": {"beta_min", "beta_max"}, "vp-cosine": {"s"}, "ve": {"sigma_min", "sigma_max"},
+               "rectified-flow": set(),
                "ddpm": {"alphas_cumprod", "num_train_timesteps", "beta_start", "beta_end", "beta_schedule"}}
     if kind not in allowed:
-        raise ConfigError(f"unknown schedule kind {kind!r}; expected one of vp-linear, vp-cosine, ve, ddpm")
+        raise ConfigError(f"unknown schedule kind {kind!r}; expected one of vp-linear, vp-cosine, ve, "
+                          "rectified-flow, ddpm")
     extra = set(d) - allowed[kind] - {"kind"}
     if extra:
         raise ConfigError(f"unknown keys for schedule {kind}: {sorted(extra)}")
@@ -250,6 +280,8 @@ def schedule_from_dict(d: Mapping[str, Any]) -> Schedule:
         return VPLinear(_num(d, "beta_min", 0.1), _num(d, "beta_max", 20.0))
     if kind == "vp-cosine":
         return VPCosine(_num(d, "s", 0.008))
+    if kind == "rectified-flow":
+        return RectifiedFlow()
     if kind == "ve":
         return VE(_num(d, "sigma_min", 0.01), _num(d, "sigma_max", 50.0))
     if "alphas_cumprod" in d:

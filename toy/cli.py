@@ -151,6 +151,23 @@ def _all(args) -> int:
     return 0
 
 
+def _score_error(args) -> int:
+    from .scoreerror import ScoreErrorConfig, run_score_error
+
+    _threads(args)
+    cfg = _config(ScoreErrorConfig.quick() if args.quick else ScoreErrorConfig(), args)
+    rep = run_score_error(cfg, args.out)
+    print(f"score-error: wrote {args.out / 'report.json'}; {_summary_line(rep)}")
+    return 0
+
+
+def add_score_error(sub) -> None:
+    p = sub.add_parser("score-error", help="KL(output || data) over eta x score error (exact, perturbed, MLPs): "
+                                           "where the SDE stops winning; heat map + curves")
+    _common(p)
+    p.set_defaults(func=_score_error)
+
+
 def add_all(sub) -> None:
     p = sub.add_parser("all", help="every experiment (kl-curves, editing, study) into OUT/<name>/")
     p.add_argument("--quick", action="store_true")
@@ -163,6 +180,7 @@ COMMANDS: dict[str, Callable] = {
     "train": add_train,
     "editing": add_editing,
     "study": add_study,
+    "score-error": add_score_error,
     "all": add_all,
 }
 # optional sub-packages providing ``add_parser(subparsers)`` (registered when importable)

@@ -164,8 +164,10 @@ def run_kl_curves(config: KLCurvesConfig | None = None, out_dir: str | Path | No
         report[name] = {}
         for sampler in ("sde", "ode"):
             t1 = time.perf_counter()
+            # with the exact score p_t is known in closed form: the solver then differences only log q (Fisher side)
+            log_p = (lambda x, t: p0.marginal(schedule, float(t)).log_prob(x)) if name == "exact" else None
             path = evolve_pair(q_t0, p_t0, grid, schedule, sc, cfg.t0, cfg.t_end, sampler=sampler,
-                               n_steps=cfg.fp_steps)
+                               n_steps=cfg.fp_steps, log_p=log_p)
             d = _path_dict(path)
             d["g2"] = [float(schedule.g2(t)) for t in d["times"]]
             report[name][sampler] = d

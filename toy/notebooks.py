@@ -69,6 +69,20 @@ NOTEBOOKS = {
         "plots.fig_cycle(report)",
         "plots.fig_lsi(report)",
     ],
+    "score_error.ipynb": [
+        "# The theorem with an imperfect score\n\nThm 3.1 shrinks KL(q‖p̂) towards the *model's* marginal p̂; what "
+        "matters is KL(output ‖ p_data). η-DDIM (η = 0 ODE … 1 SDE) × score error (exact, exact + a smooth "
+        "perturbation, DSM-trained MLPs), edited and unedited starts (`toy.scoreerror`). Set `SDEODE_FAST=1` for a "
+        "seconds-scale run.",
+        SETUP,
+        "from toy.scoreerror import ScoreErrorConfig, run_score_error, fig_heatmap, fig_curves\n"
+        "cfg = ScoreErrorConfig.tiny() if FAST else ScoreErrorConfig.quick()\n"
+        "report = run_score_error(cfg, out_dir=None)\nreport['summary']",
+        "fig_heatmap(report)",
+        "fig_curves(report)",
+        "[(r['level'], round(r['eps_rms_error'], 3), r['best_eta_edited'], r['sde_wins_edited']) "
+        "for r in report['levels']]",
+    ],
 }
 
 

@@ -7,9 +7,9 @@ from theory.divergences import fisher_gaussian, kl_gaussian, kl_grid, kl_knn_one
 from theory.errors import ConfigError
 from theory.gaussian import gaussian_path
 from theory.mixtures import GaussianMixture, gaussian
-from theory.schedules import VE, DiscreteDDPM, VPCosine, VPLinear, schedule_from_dict
+from theory.schedules import VE, DiscreteDDPM, RectifiedFlow, VPCosine, VPLinear, schedule_from_dict
 
-SCHEDULES = [VPLinear(), VPCosine(), VE()]
+SCHEDULES = [VPLinear(), VPCosine(), VE(), RectifiedFlow()]
 
 
 @pytest.mark.parametrize("s", SCHEDULES + [DiscreteDDPM.from_betas(np.linspace(1e-4, 0.02, 1000))])
@@ -78,7 +78,7 @@ def test_divergences_closed_form_vs_grid_and_knn():
 @st.composite
 def gaussian_case(draw):
     d = draw(st.integers(1, 4))
-    kind = draw(st.sampled_from(["vp-linear", "vp-cosine", "ve"]))
+    kind = draw(st.sampled_from(["vp-linear", "vp-cosine", "ve", "rectified-flow"]))
     seed = draw(st.integers(0, 10_000))
     t0 = draw(st.floats(0.1, 0.9))
     t_end = draw(st.floats(1e-3, 0.5)) * t0
