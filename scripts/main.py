@@ -25,7 +25,7 @@ def stages(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("digits", ["-m", "toy", "digits", "all", *q, "--out", str(out / "digits")]),
         ("toy score-error", ["-m", "toy", "score-error", *q, "--out", str(out / "toy" / "score-error")]),
         ("toy shapes drag", ["-m", "toy", "shapes", "drag", *q, "--out", str(out / "toy" / "shapes")]),
-        ("sdimage tiny model", ["-m", "sdimage", "make-tiny-model", str(tiny)]),
+        ("sdimage tiny model", ["-m", "sdimage", "make-tiny-model", str(tiny), "--force"]),
         ("sdimage demo image", ["-m", "scripts.demo_image", str(img)]),
         ("sdimage translate (sde)", ["-m", "sdimage", "translate", "--model", str(tiny), "--image", str(img),
                                      "--prompt", "a photo", "--t0", "0.5", "--steps", "20", "--sampler", "sde",
@@ -53,8 +53,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name}: python {' '.join(cmd)}", flush=True)
         t = time.perf_counter()
         rc = subprocess.call([sys.executable, *cmd])
+        out_rel = None
+        if "--out" in cmd:
+            try:
+                out_rel = str(Path(cmd[cmd.index("--out") + 1]).resolve().relative_to(args.out.resolve()))
+            except ValueError:
+                out_rel = None
         summary.append({"stage": name, "command": ["python", *cmd], "exit_code": rc,
-                        "seconds": round(time.perf_counter() - t, 2)})
+                        "seconds": round(time.perf_counter() - t, 2), "out": out_rel})
         print(f"   -> exit {rc} in {summary[-1]['seconds']} s", flush=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     from .results_page import write_page

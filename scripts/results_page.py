@@ -277,6 +277,8 @@ def _score_error(results: Path, out: str) -> list[Row]:
 
 def _sdimage(results: Path, stage: str, command: Sequence[str]) -> list[Row]:
     cmd = list(command)
+    if "--out" not in cmd:  # set-up steps (the tiny model, the demo image): nothing to report
+        return []
     out = cmd[cmd.index("--out") + 1]
     rel = _rel(results, Path(out).with_suffix(".json"))
     if not (results / rel).exists():
@@ -313,6 +315,8 @@ def build_sections(results: Path, summary: list[dict]) -> list[Section]:
     sections = []
     for st in summary:
         name, cmd = st["stage"], [str(c) for c in st["command"]]
+        if st.get("out") is not None and "--out" in cmd:  # the main job records --out relative to the results folder,
+            cmd[cmd.index("--out") + 1] = str(results / st["out"])  # so a moved results folder still resolves
         key = next((k for k in BUILDERS if name == k or name.startswith(k + " ")), None)
         out = stage_out_dir(cmd)
         folder = None if out is None else _rel(results, out)
@@ -336,6 +340,9 @@ def build_sections(results: Path, summary: list[dict]) -> list[Section]:
             sec.links = _links(results, folder)
         if key is None and not sec.note:
             sec.note = "no summary for this stage yet: its reports and figures are linked below"
+        if key == "sdimage" and not sec.rows and not sec.note:
+            sec.note = "a set-up step for the stages below (no report of its own)" if "--out" not in cmd \
+                else "no report found for this stage"
         sections.append(sec)
     return sections
 

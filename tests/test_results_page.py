@@ -91,6 +91,8 @@ def results(tmp_path):
          "exit_code": 0, "seconds": 1},
         {"stage": "sdimage reconstruct (sde)", "command": ["python", "-m", "sdimage", "reconstruct",
                                                           *out("sdimage/reconstruct.png")], "exit_code": 0, "seconds": 1},
+        {"stage": "sdimage tiny model", "command": ["python", "-m", "sdimage", "make-tiny-model", str(res / "tiny")],
+         "exit_code": 0, "seconds": 1},
         {"stage": "new lab", "command": ["python", "-m", "toy", "newlab", *out("newlab")], "exit_code": 0, "seconds": 1},
         {"stage": "broken lab", "command": ["python", "-m", "toy", "broken", *out("broken")], "exit_code": 1,
          "seconds": 1},
@@ -123,12 +125,28 @@ def test_page_lists_every_stage_and_its_numbers_equal_the_json(results):
     md = (res / "README.md").read_text()
     for _, _, text in p.numbers:
         assert f"[{text}](" in md
-    assert "this stage failed" in md and "no summary for this stage yet" in md
+    assert "this stage failed" in md and "no summary for this stage yet" in md and "could not read" not in md
+    assert "a set-up step" in md
     # the digits verdicts on the page are the ones of the digits report
     from toy.digits.report import verdicts
 
     digit_rows = re.findall(r"\| digits [^|]+\|[^|]+\|[^\n]+\| \*\*(\w+)\*\* \|", md)
     assert digit_rows == [v["favours"] for v in verdicts(json.loads((res / "digits/report.json").read_text()))]
+
+
+def test_a_moved_results_folder_still_resolves(results, tmp_path):
+    """The main job records each stage's --out relative to the results folder; the page follows the folder."""
+    res, summary = results
+    for st in summary:
+        cmd = st["command"]
+        if "--out" in cmd:
+            st["out"] = str(Path(cmd[cmd.index("--out") + 1]).relative_to(res))
+            cmd[cmd.index("--out") + 1] = "results/" + st["out"]  # relative to a working folder that is gone
+    moved = tmp_path / "elsewhere"
+    shutil.move(str(res), moved)
+    write_page(moved, summary)
+    md = (moved / "README.md").read_text()
+    assert "could not read" not in md and "no report found" not in md and "[4/4](toy/editing/report.json)" in md
 
 
 def test_page_cli_needs_a_summary(tmp_path, capsys):
