@@ -11,7 +11,7 @@ from . import presets, recipes
 from .edits import PRESETS, check_preset, copy_paste, drag_path, num_drag_ops, num_drag_steps, patch_bounds
 from .grid import Grid
 from .noise import GaussianNoise, NoiseSource, RecordingNoise, ReplayNoise
-from .presets import cosine_ramp, linear_ramp, official_grids
+from .presets import cosine_ramp, linear_ramp, official_grids, official_num_steps
 from .recipes import SAMPLERS, EditResult, check_sampler
 from .sampling import EpsModel, PostStep, invert_ddim, sample_ddim, sample_dpmpp
 from .steps import (
@@ -33,6 +33,6 @@ __all__ = [
     "CycleTrace", "VARIANTS", "euler_maruyama", "probability_flow_euler", "probability_flow_heun",
     "ddim_step", "ddim_sigma", "ddim_noise_for_target", "dpmpp_step", "forward_step", "posterior_step",
     "predict_x0", "eps_from_v", "eps_from_x0", "eps_from_score", "copy_paste", "patch_bounds", "num_drag_steps",
-    "num_drag_ops", "drag_path", "PRESETS", "check_preset", "linear_ramp", "cosine_ramp", "official_grids",
+    "num_drag_ops", "drag_path", "PRESETS", "check_preset", "linear_ramp", "cosine_ramp", "official_grids", "official_num_steps",
     "recipes", "presets", "SAMPLERS", "EditResult", "check_sampler",
 ]

@@ -35,7 +35,7 @@ from torch import Tensor
 from .edits import PRESETS, check_preset
 from .grid import Grid
 
-__all__ = ["PRESETS", "check_preset", "ramp", "linear_ramp", "cosine_ramp", "official_grids"]
+__all__ = ["PRESETS", "check_preset", "ramp", "linear_ramp", "cosine_ramp", "official_num_steps", "official_grids"]
 
 Ramp = Callable[[int, int], float]
 
@@ -84,6 +84,16 @@ def ramp(kind: str, begin: float, end: float, preset: str = "official") -> Ramp:
     raise ValueError(f"ramp kind must be 'linear' or 'cos', got {kind!r}")
 
 
+def official_num_steps(t0: float, steps: int) -> int:
+    """K = int(t0·steps), the official code's number of edited steps; it must lie in [1, steps − 1] (its loops
+    start at timestep index steps − K − 1, so t0 = 1 has no first step)."""
+    k = int(float(t0) * int(steps))
+    if not 1 <= k <= int(steps) - 1:
+        raise ValueError(f"the official preset needs 1 <= int(t0 * steps) <= steps - 1; t0 = {t0} and {steps} steps "
+                         f"give {k} (use the clean preset for t0 = 1)")
+    return k
+
+
 def official_grids(
     timesteps: Sequence[int] | Tensor,
     alphas_cumprod: Tensor,
@@ -101,9 +111,7 @@ def official_grids(
     ac = torch.as_tensor(alphas_cumprod).to(dtype)
     n_train = int(num_train_timesteps if num_train_timesteps is not None else ac.shape[0])
     s = len(ts)
-    k_steps = int(t0 * s)
-    if not 1 <= k_steps <= s - 1:
-        raise ValueError(f"the official grid needs 1 <= int(t0 * steps) <= steps - 1, got int({t0} * {s}) = {k_steps}")
+    k_steps = official_num_steps(t0, s)
     delta = n_train // s
     one = torch.ones((), dtype=dtype)
 

@@ -123,10 +123,10 @@ def _cmd_diffedit(args) -> int:
         check_input_file(args.mask, "mask")
     if args.mask_draws < 1:
         raise SdImageError(f"--mask-draws must be >= 1, got {args.mask_draws}")
-    k = int(args.t0 * args.steps)
-    if args.preset == "official" and args.sampler == "sde" and not 1 <= k <= args.steps - 1:
-        raise SdImageError(f"the official DiffEdit-SDE needs 1 <= int(t0 * steps) <= steps - 1; t0 = {args.t0} and "
-                           f"{args.steps} steps give {k} (use --preset clean for t0 = 1)")
+    if args.preset == "official" and args.sampler == "sde":
+        from .model import check_official_steps
+
+        check_official_steps(args.t0, args.steps, "the official DiffEdit-SDE")
     pipe = pipeline_from_args(args)
     image = _load_image(args, pipe)
     mask = load_mask(args.mask, image, resize=args.resize_mask) if args.mask else None

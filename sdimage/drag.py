@@ -85,9 +85,10 @@ class DragConfig:
             raise SdImageError("guidance must be >= 1")
         if self.preset not in PRESETS:
             raise SdImageError(f"preset must be one of {PRESETS}, got {self.preset!r}")
-        if self.preset == "official" and not 1 <= int(self.t0 * self.steps) <= self.steps - 1:
-            raise SdImageError(f"the official preset needs 1 <= int(t0 * steps) <= steps - 1; t0 = {self.t0} and "
-                               f"{self.steps} steps give {int(self.t0 * self.steps)} (use --preset clean for t0 = 1)")
+        if self.preset == "official":
+            from .model import check_official_steps
+
+            check_official_steps(self.t0, self.steps)
         if self.variant not in ("markov", "posterior", "independent"):
             raise SdImageError(f"variant must be markov, posterior or independent, got {self.variant!r}")
         return self

@@ -13,11 +13,12 @@ from typing import Callable, Union
 import torch
 from torch import Tensor
 
-from diffsamplers import Grid, eps_from_v, official_grids
+from diffsamplers import Grid, eps_from_v, official_grids, official_num_steps
 
 from .errors import SdImageError
 
-__all__ = ["EpsModel", "make_eps_model", "encode_prompt", "make_scheduler", "make_grid", "make_official_grids"]
+__all__ = ["EpsModel", "make_eps_model", "encode_prompt", "make_scheduler", "make_grid", "make_official_grids",
+           "check_official_steps"]
 
 Guidance = Union[float, Callable[[int], float]]
 AttnKwargs = Union[dict, Callable[[int], dict], None]
@@ -56,6 +57,15 @@ def make_grid(pipe, steps: int, t0: float = 1.0, dtype: torch.dtype = torch.floa
     return grid.tail(float(t0)) if float(t0) < 1.0 else grid
 
 
+def check_official_steps(t0: float, steps: int, what: str = "the official preset") -> int:
+    """:func:`diffsamplers.official_num_steps` as one CLI line naming ``what`` (checked before any model loads)."""
+    try:
+        return official_num_steps(t0, steps)
+    except ValueError as err:
+        raise SdImageError(str(err).replace("the official preset", what).replace("clean preset", "--preset clean")) \
+            from None
+
+
 def make_official_grids(pipe, steps: int, t0: float, scheduler: str = "ddim",
                         dtype: torch.dtype = torch.float64) -> tuple[Grid, Grid]:
     """(backward, forward) grids of the official Cycle-SDE code (:func:`diffsamplers.official_grids`) over the
@@ -63,10 +73,7 @@ def make_official_grids(pipe, steps: int, t0: float, scheduler: str = "ddim",
     ``"ddim"`` (DiffEdit-SDE: ``DDIMScheduler``), both built ``from_config`` from the pipeline's scheduler."""
     if not isinstance(steps, int) or steps < 2:
         raise SdImageError(f"--steps must be an integer >= 2 for the official preset, got {steps!r}")
-    k = int(float(t0) * steps)
-    if not 1 <= k <= steps - 1:
-        raise SdImageError(f"the official preset needs 1 <= int(t0 * steps) <= steps - 1; t0 = {t0} and "
-                           f"{steps} steps give {k} (use --preset clean for t0 = 1)")
+    check_official_steps(t0, steps)
     if scheduler == "dpmsolver":
         from diffusers import DPMSolverMultistepScheduler
 

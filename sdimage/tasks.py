@@ -221,10 +221,8 @@ def diffedit(
     times: dict = {}
     official = preset == "official"
     with RunTimer(_device(pipe)) as timer:
-        grid = make_grid(pipe, steps, t0)
-        fgrid = None
-        if official and sampler == "sde":
-            grid, fgrid = make_official_grids(pipe, steps, t0, "ddim")
+        grid, fgrid = make_official_grids(pipe, steps, t0, "ddim") if (official and sampler == "sde") \
+            else (make_grid(pipe, steps, t0), None)
         y0 = encode(pipe, image).to(sdt)
         models: list = []
         if mask is None:
