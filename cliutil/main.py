@@ -1,0 +1,48 @@
+"""The CLI shell shared by every ``python -m ...`` entry point: one-line argparse errors and exit codes."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+from .checks import BadInput, one_line
+
+__all__ = ["OneLineParser", "run_cli", "quiet_third_party", "EXIT_OK", "EXIT_BAD_INPUT", "EXIT_FAILED"]
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with a one-line error (``error: ... (see `PROG --help`)``) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {one_line(message)} (see `{self.prog} --help`)\n")
+
+
+def run_cli(fn: Callable[[], int | None], bad_input: Sequence[type[BaseException]] = (BadInput,),
+            internal: str = "internal error") -> int:
+    """Run ``fn``; bad input → one ``error:`` line and 2; any other exception → one line and 1 (no traceback);
+    Ctrl-C → 130."""
+    try:
+        return int(fn() or 0)
+    except tuple(bad_input) as exc:
+        sys.stderr.write(f"error: {one_line(exc) or type(exc).__name__}\n")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+    except MemoryError:
+        sys.stderr.write(f"error: {internal}: out of memory (try a smaller size)\n")
+        return EXIT_FAILED
+    except Exception as exc:  # never a traceback on the command line
+        sys.stderr.write(f"error: {internal}: {type(exc).__name__}: {one_line(exc)}\n")
+        return EXIT_FAILED
+
+
+def quiet_third_party() -> None:
+    """Called by the entry points (never the library): quiet transformers / diffusers / hub import chatter."""
+    for k, v in (("TRANSFORMERS_VERBOSITY", "error"), ("DIFFUSERS_VERBOSITY", "error"),
+                 ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1"),
+                 ("TF_CPP_MIN_LOG_LEVEL", "3")):
+        os.environ.setdefault(k, v)
