@@ -73,7 +73,7 @@ def time_unet(pipe, batch: int, repeats: int, h: int, w: int) -> float:
     cond, _ = encode_prompt(pipe, "a photo", None)
     dev, dt = pipe.unet.device, pipe.unet.dtype
     x = torch.randn(batch, pipe.unet.config.in_channels, h, w, device=dev, dtype=dt)
-    e = cond.to(dev, dt).expand(batch, -1, -1)
+    e = cond.embeds.to(dev, dt).expand(batch, -1, -1)
     ts = []
     with torch.no_grad():
         for k in range(repeats + 1):

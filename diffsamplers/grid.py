@@ -1,5 +1,8 @@
 """Discrete time grids for the samplers: x_t = alpha_t x_0 + sigma_t eps at every grid point.
 
+A rectified flow (SD3, FLUX) is the path α = 1 − σ (:meth:`Grid.from_flow_sigmas`); its first point may be pure
+noise, α = 0, where a model must return a :class:`~diffsamplers.steps.Prediction` (x̂_0 cannot come from ε there).
+
 A grid holds N + 1 points ordered from noisiest (index 0) to cleanest (index N).  The model is evaluated at
 points 0..N-1 only; ``timesteps`` holds the label passed to the model (an integer DDPM timestep for Stable
 Diffusion, a continuous time for toy models; the final label is never used by the samplers).
@@ -39,8 +42,8 @@ class Grid:
         n = self.timesteps.shape[0]
         if n < 2 or self.alphas.shape != (n,) or self.sigmas.shape != (n,):
             raise ValueError("a grid needs >= 2 points and 1-D timesteps/alphas/sigmas of equal length")
-        if torch.any(self.alphas <= 0) or torch.any(self.sigmas < 0):
-            raise ValueError("grid needs alpha > 0 and sigma >= 0")
+        if torch.any(self.alphas < 0) or torch.any(self.alphas[1:] <= 0) or torch.any(self.sigmas < 0):
+            raise ValueError("grid needs alpha > 0 (alpha = 0 allowed at the first point only) and sigma >= 0")
         if torch.any(_snr(self.alphas, self.sigmas)[1:] <= _snr(self.alphas, self.sigmas)[:-1]):
             raise ValueError("grid must go from noisy to clean (strictly increasing alpha/sigma)")
         if (self.to_alphas is None) != (self.to_sigmas is None):
@@ -93,6 +96,27 @@ class Grid:
         abar = torch.cat([ac[ts], torch.as_tensor([float(final_alpha_cumprod)], dtype=dtype)])
         labels = torch.cat([ts, torch.as_tensor([-1], dtype=torch.long)])
         return cls(labels, abar.sqrt(), (1 - abar).clamp_min(0).sqrt())
+
+    @classmethod
+    def from_flow_sigmas(
+        cls,
+        sigmas: Sequence[float] | Tensor,
+        timesteps: Sequence[float] | Tensor | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> "Grid":
+        """Rectified-flow grid x_t = (1 − σ) x_0 + σ ε over decreasing ``sigmas`` (a flow-matching scheduler's
+        ``sigmas``, N + 1 values ending at 0); labels are ``timesteps`` (N values, e.g. σ·1000), default σ."""
+        s = torch.as_tensor(sigmas).to(dtype).flatten()
+        if timesteps is None:
+            labels = s.clone()
+        else:
+            ts = torch.as_tensor(timesteps).to(dtype).flatten()
+            if ts.shape[0] != s.shape[0] - 1:
+                raise ValueError(f"{ts.shape[0]} timesteps for {s.shape[0]} sigmas (need one fewer)")
+            labels = torch.cat([ts, torch.as_tensor([-1.0], dtype=dtype)])
+        if torch.any(s > 1) or torch.any(s < 0):
+            raise ValueError("flow sigmas must lie in [0, 1]")
+        return cls(labels, 1 - s, s)
 
     @classmethod
     def from_schedule(

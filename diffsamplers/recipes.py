@@ -32,6 +32,7 @@ from .edits import check_preset, copy_paste, drag_path, num_drag_ops
 from .grid import Grid
 from .noise import NoiseSource
 from .sampling import EpsModel, PostStep, invert_ddim, sample_ddim, sample_dpmpp
+from .steps import as_eps
 
 __all__ = [
     "SAMPLERS", "SOLVERS", "check_sampler", "sample", "EditResult", "inpaint", "sdedit", "diffedit_mask", "diffedit",
@@ -197,7 +198,7 @@ def diffedit_mask(
     xs = x0.repeat((draws,) + (1,) * (x0.dim() - 1))
     xt = float(grid.alphas[0]) * xs + float(grid.sigmas[0]) * noise(0, xs)
     t = grid.timesteps[0]
-    diff = (target_model(xt, t) - source_model(xt, t)).abs()
+    diff = (as_eps(target_model(xt, t)) - as_eps(source_model(xt, t))).abs()
     diff = diff.reshape((draws, b) + tuple(x0.shape[1:])).mean(0)
     dims = tuple(int(d) for d in channel_dims)
     if dims:

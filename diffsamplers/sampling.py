@@ -12,11 +12,11 @@ from tqdm.auto import tqdm
 
 from .grid import Grid
 from .noise import NoiseSource
-from .steps import ddim_step, dpmpp_step, predict_x0
+from .steps import ModelOutput, as_eps, ddim_step, dpmpp_step, split_prediction
 
 __all__ = ["EpsModel", "PostStep", "sample_ddim", "sample_dpmpp", "invert_ddim"]
 
-EpsModel = Callable[[Tensor, Tensor], Tensor]
+EpsModel = Callable[..., ModelOutput]  # model(x, t) -> ε, or a Prediction(ε, x̂_0) (flows at α = 0)
 PostStep = Callable[[int, Tensor], Tensor]
 
 
@@ -70,8 +70,7 @@ def sample_dpmpp(
     n = grid.num_steps
     for i in _steps(n, progress, "SDE-DPM-Solver++" if sde else "DPM-Solver++"):
         a_t, s_t, a_s, s_s = grid.step(i)
-        eps = model(x, grid.timesteps[i])
-        x0 = predict_x0(x, eps, a_t, s_t)
+        _, x0 = split_prediction(model(x, grid.timesteps[i]), x, a_t, s_t)
         use2 = order == 2 and x0_prev is not None and i < n - 1
         w = noise(i, x) if sde and float(s_s) > 0 else None
         x = dpmpp_step(
@@ -112,11 +111,11 @@ def invert_ddim(
         i = n - 1 - k  # invert step i: from the level it lands on back to point i
         a_t, s_t, a_s, s_s = grid.step(i)
         x_s = x
-        eps = model(x_s, grid.timesteps[i])
+        eps = as_eps(model(x_s, grid.timesteps[i]))
         x = ddim_step(x_s, eps, a_s, s_s, a_t, s_t, 0.0)
         if fixed_point_iters > 0:
             at, st, as_, ss = (float(v) for v in (a_t, s_t, a_s, s_s))
             for _ in range(fixed_point_iters):
-                x = (at / as_) * x_s + (st - at * ss / as_) * model(x, grid.timesteps[i])
+                x = (at / as_) * x_s + (st - at * ss / as_) * as_eps(model(x, grid.timesteps[i]))
         traj[i] = x
     return traj

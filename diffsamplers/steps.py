@@ -6,10 +6,16 @@ the general (alpha, sigma) form also covers VE schedules (alpha = 1).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple, Union
 
 from torch import Tensor
 
 __all__ = [
+    "Prediction",
+    "ModelOutput",
+    "as_eps",
+    "split_prediction",
+    "flow_prediction",
     "predict_x0",
     "eps_from_v",
     "eps_from_x0",
@@ -25,6 +31,38 @@ __all__ = [
 
 def _f(v: Tensor | float) -> float:
     return float(v)
+
+
+class Prediction(NamedTuple):
+    """A model output carrying both ε̂ and x̂_0.  A model may return it instead of ε; it is needed where α_t = 0
+    (a rectified flow's first level σ = 1), since there x̂_0 = (x_t − σ_t ε̂)/α_t cannot be had from ε̂."""
+
+    eps: Tensor
+    x0: Tensor
+
+
+ModelOutput = Union[Tensor, Prediction]
+
+
+def as_eps(out: ModelOutput) -> Tensor:
+    """The ε̂ of a model output (a plain tensor is ε̂)."""
+    return out.eps if isinstance(out, Prediction) else out
+
+
+def split_prediction(out: ModelOutput, x: Tensor, alpha: float, sigma: float) -> tuple[Tensor, Tensor]:
+    """(ε̂, x̂_0) of a model output at x = x_t: a :class:`Prediction` as given, a tensor ε̂ with x̂_0 by Tweedie."""
+    if isinstance(out, Prediction):
+        return out.eps, out.x0
+    if _f(alpha) == 0.0:
+        raise ValueError("alpha = 0 (a flow's sigma = 1): x0 cannot be predicted from eps; the model must return a "
+                         "Prediction(eps, x0) there (see diffsamplers.flow_prediction)")
+    return out, predict_x0(x, out, alpha, sigma)
+
+
+def flow_prediction(x: Tensor, v: Tensor, sigma: float) -> Prediction:
+    """x̂_0 = x − σ v, ε̂ = x + (1 − σ) v for a velocity v = ε − x_0 on the rectified flow x_t = (1 − σ) x_0 + σ ε."""
+    s = _f(sigma)
+    return Prediction(x + (1.0 - s) * v, x - s * v)
 
 
 def predict_x0(x: Tensor, eps: Tensor, alpha: float, sigma: float) -> Tensor:
@@ -49,26 +87,32 @@ def eps_from_score(score: Tensor, sigma: float) -> Tensor:
 
 
 def ddim_sigma(alpha_t: float, sigma_t: float, alpha_s: float, sigma_s: float, eta: float) -> float:
-    """σ_{t→s} = η σ_s √(1 − (α_t σ_s / (α_s σ_t))²); VP form η√((1−ᾱ_s)/(1−ᾱ_t))√(1−ᾱ_t/ᾱ_s) (paper Eq. 6)."""
+    """σ_{t→s} = min(η σ_s √(1 − (α_t σ_s / (α_s σ_t))²), σ_s) (paper Eq. 6; VP form η√((1−ᾱ_s)/(1−ᾱ_t))√(1−ᾱ_t/ᾱ_s)).
+
+    η = 1 is the Markov posterior of the path; η = ∞ the fully re-noising step x_s = α_s x̂_0 + σ_s w (diffusers'
+    ``FlowMatchEulerDiscreteScheduler(stochastic_sampling=True)``); the cap σ_s keeps any η ≥ 0 a valid step."""
     a_t, s_t, a_s, s_s = _f(alpha_t), _f(sigma_t), _f(alpha_s), _f(sigma_s)
     if eta == 0.0 or s_s == 0.0:
         return 0.0
     ratio = (a_t * s_s) / (a_s * s_t)
-    return float(eta) * s_s * math.sqrt(max(1.0 - ratio * ratio, 0.0))
+    root = math.sqrt(max(1.0 - ratio * ratio, 0.0))
+    if math.isinf(eta):
+        return s_s if root > 0.0 else 0.0
+    return min(float(eta) * s_s * root, s_s)
 
 
 def _ddim_mean(
-    x: Tensor, eps: Tensor, alpha_t: float, sigma_t: float, alpha_s: float, sigma_s: float, eta: float
+    x: Tensor, out: ModelOutput, alpha_t: float, sigma_t: float, alpha_s: float, sigma_s: float, eta: float
 ) -> tuple[Tensor, float]:
     """The deterministic part α_s x̂_0 + √(σ_s² − σ_{t→s}²) ε of Eq. 6 and the noise scale σ_{t→s}."""
     c = ddim_sigma(alpha_t, sigma_t, alpha_s, sigma_s, eta)
-    x0 = predict_x0(x, eps, alpha_t, sigma_t)
+    eps, x0 = split_prediction(out, x, alpha_t, sigma_t)
     return _f(alpha_s) * x0 + math.sqrt(max(_f(sigma_s) ** 2 - c * c, 0.0)) * eps, c
 
 
 def ddim_step(
     x: Tensor,
-    eps: Tensor,
+    eps: ModelOutput,
     alpha_t: float,
     sigma_t: float,
     alpha_s: float,
@@ -87,7 +131,7 @@ def ddim_step(
 
 def ddim_noise_for_target(
     x: Tensor,
-    eps: Tensor,
+    eps: ModelOutput,
     x_s: Tensor,
     alpha_t: float,
     sigma_t: float,
@@ -117,11 +161,13 @@ def posterior_step(
     It is the η = 1 step of Eq. 6 with the true ε = (x_t − α_t x_0)/σ_t in place of the model's.
     """
     eps = eps_from_x0(x_t, x0, alpha_t, sigma_t)
-    return ddim_step(x_t, eps, alpha_t, sigma_t, alpha_s, sigma_s, eta=1.0, noise=noise)
+    return ddim_step(x_t, Prediction(eps, x0), alpha_t, sigma_t, alpha_s, sigma_s, eta=1.0, noise=noise)
 
 
 def _lam(alpha: float, sigma: float) -> float:
-    return math.log(alpha) - math.log(sigma) if sigma > 0 else math.inf
+    if sigma <= 0:
+        return math.inf
+    return math.log(alpha) - math.log(sigma) if alpha > 0 else -math.inf
 
 
 def dpmpp_step(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ from .errors import SdImageError
 
 __all__ = [
     "SdImageWarning", "load_image", "load_mask", "mask_to_latent", "MASK_RULES", "encode", "decode", "save_image", "to_pil",
-    "vae_factor",
+    "vae_factor", "image_multiple",
 ]
 
 
@@ -43,7 +44,29 @@ class SdImageWarning(UserWarning):
 
 
 def vae_factor(pipe) -> int:
+    """Pixels per latent cell."""
     return int(getattr(pipe, "vae_scale_factor", 2 ** (len(pipe.vae.config.block_out_channels) - 1)))
+
+
+def image_multiple(pipe) -> int:
+    """What image sides must be divisible by: the VAE factor, × the transformer's patch size (SD3) or × 2 for
+    FLUX's 2×2 latent packing."""
+    from .backbones import backbone
+
+    return backbone(pipe).image_multiple
+
+
+@contextmanager
+def _vae_precision(vae):
+    """SDXL's float16 VAE overflows: with ``force_upcast`` it runs in float32 for the call (as diffusers does)."""
+    up = vae.dtype == torch.float16 and bool(getattr(vae.config, "force_upcast", False))
+    if up:
+        vae.to(dtype=torch.float32)
+    try:
+        yield vae.dtype
+    finally:
+        if up:
+            vae.to(dtype=torch.float16)
 
 
 def _open(path, mode: str, what: str):
@@ -145,8 +168,9 @@ def _device(pipe):
 def encode(pipe, image: Tensor, generator: torch.Generator | None = None, sample: bool = False) -> Tensor:
     """VAE latents × ``vae.config.scaling_factor``: the latent distribution's mean, or a sample when ``sample``."""
     vae = pipe.vae
-    dist = vae.encode(image.to(device=_device(pipe), dtype=vae.dtype)).latent_dist
-    z = dist.sample(generator=generator) if sample else dist.mean
+    with _vae_precision(vae) as dt:
+        dist = vae.encode(image.to(device=_device(pipe), dtype=dt)).latent_dist
+        z = dist.sample(generator=generator) if sample else dist.mean
     shift = getattr(vae.config, "shift_factor", None)
     if shift is not None:
         z = z - shift
@@ -157,11 +181,12 @@ def encode(pipe, image: Tensor, generator: torch.Generator | None = None, sample
 def decode(pipe, latents: Tensor) -> Tensor:
     """Decoded image [B, 3, H, W] in [-1, 1] (float32, on the VAE's device)."""
     vae = pipe.vae
-    z = latents.to(device=_device(pipe), dtype=vae.dtype) / vae.config.scaling_factor
-    shift = getattr(vae.config, "shift_factor", None)
-    if shift is not None:
-        z = z + shift
-    return vae.decode(z).sample.float().clamp(-1, 1)
+    with _vae_precision(vae) as dt:
+        z = latents.to(device=_device(pipe), dtype=dt) / vae.config.scaling_factor
+        shift = getattr(vae.config, "shift_factor", None)
+        if shift is not None:
+            z = z + shift
+        return vae.decode(z).sample.float().clamp(-1, 1)
 
 
 def to_pil(image: Tensor):

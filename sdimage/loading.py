@@ -1,4 +1,5 @@
-"""Load a Stable Diffusion 1.x/2.x pipeline (diffusers format) from a local folder or a Hugging Face hub id."""
+"""Load a diffusers pipeline of a supported family (SD 1.x/2.x, SDXL, SD3/3.5, FLUX.1; :mod:`sdimage.backbones`)
+from a local folder or a Hugging Face hub id.  The family is read from the folder's ``model_index.json``."""
 from __future__ import annotations
 
 import os
@@ -28,7 +29,34 @@ def _is_hub_id(model: str) -> bool:
     return not os.path.exists(model) and bool(_HUB_ID.match(model)) and not model.startswith((".", "~"))
 
 
-def _validate_folder(path: Path) -> None:
+_SUBFOLDERS = {
+    "sd": ("unet", "vae", "text_encoder", "tokenizer", "scheduler"),
+    "sdxl": ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"),
+    "sd3": ("transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"),
+    "flux": ("transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"),
+}
+_NAMES = {"sd": "Stable Diffusion", "sdxl": "SDXL", "sd3": "SD3", "flux": "FLUX"}
+
+
+def _pipeline_class(arch: str):
+    import diffusers
+
+    return {"sd": diffusers.StableDiffusionPipeline, "sdxl": diffusers.StableDiffusionXLPipeline,
+            "sd3": diffusers.StableDiffusion3Pipeline, "flux": diffusers.FluxPipeline}[arch]
+
+
+def _class_kwargs(arch: str) -> dict:
+    if arch == "sd":
+        return dict(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    if arch == "sdxl":
+        return dict(add_watermarker=False)
+    return {}
+
+
+def _validate_folder(path: Path) -> str:
+    """Check a local pipeline folder; return its family."""
+    from .backbones import arch_of_folder
+
     if not path.exists():
         raise SdImageError(f"model folder {str(path)!r} does not exist")
     if not path.is_dir():
@@ -38,15 +66,19 @@ def _validate_folder(path: Path) -> None:
             f"model folder {str(path)!r} is not a diffusers pipeline: model_index.json missing "
             "(convert single-file checkpoints with diffusers' convert scripts or StableDiffusionPipeline.from_single_file)"
         )
-    for sub in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+    arch = arch_of_folder(path)
+    for sub in _SUBFOLDERS[arch]:
         if not (path / sub).is_dir():
-            raise SdImageError(f"model folder {str(path)!r} is not a Stable Diffusion pipeline: no {sub}/ subfolder")
+            raise SdImageError(f"model folder {str(path)!r} is not a complete {_NAMES[arch]} pipeline: "
+                               f"no {sub}/ subfolder")
+    return arch
 
 
-def _from_pretrained(name: str, progress: bool = False, **kwargs):
+def _from_pretrained(name: str, progress: bool = False, arch: str | None = None, **kwargs):
+    """``from_pretrained`` of the family's pipeline class (``arch`` None: ``DiffusionPipeline``, for hub ids)."""
     import diffusers.utils.logging as dlog
     import transformers.utils.logging as tlog
-    from diffusers import StableDiffusionPipeline
+    from diffusers import DiffusionPipeline
 
     d_on, t_on = dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
     if not progress:
@@ -55,7 +87,8 @@ def _from_pretrained(name: str, progress: bool = False, **kwargs):
     try:
         with warnings.catch_warnings():  # diffusers >= 0.36 renamed torch_dtype to dtype (FutureWarning)
             warnings.simplefilter("ignore", FutureWarning)
-            return StableDiffusionPipeline.from_pretrained(name, **kwargs)
+            cls = DiffusionPipeline if arch is None else _pipeline_class(arch)
+            return cls.from_pretrained(name, **({} if arch is None else _class_kwargs(arch)), **kwargs)
     finally:
         if d_on:
             dlog.enable_progress_bar()
@@ -73,7 +106,8 @@ def load_pipeline(
     cpu_offload: bool = False,
     progress: bool = False,
 ):
-    """A ``StableDiffusionPipeline`` (also for 9-channel inpainting UNets: the components are the same).
+    """The family's text-to-image pipeline (``StableDiffusionPipeline``, ``StableDiffusionXLPipeline``,
+    ``StableDiffusion3Pipeline``, ``FluxPipeline``; also for 9-channel inpainting UNets: the components are the same).
 
     ``model`` is a local diffusers folder (must hold ``model_index.json``) or a hub id such as
     ``stable-diffusion-v1-5/stable-diffusion-v1-5``; ``progress`` shows the loading bars; hub ids are looked up in the local cache first
@@ -84,7 +118,7 @@ def load_pipeline(
         raise SdImageError("--cpu-offload needs a CUDA device (--device cuda)")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise SdImageError(f"device {device!r} requested but CUDA is not available; use --device cpu")
-    kwargs = dict(torch_dtype=torch_dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    kwargs = dict(torch_dtype=torch_dtype)
     if _is_hub_id(model):
         try:
             pipe = _from_pretrained(model, progress, local_files_only=True, **kwargs)
@@ -103,12 +137,15 @@ def load_pipeline(
                 ) from None
     else:
         path = Path(model).expanduser()
-        _validate_folder(path)
+        arch = _validate_folder(path)
         try:
-            pipe = _from_pretrained(str(path), progress, local_files_only=True, **kwargs)
+            pipe = _from_pretrained(str(path), progress, arch, local_files_only=True, **kwargs)
         except Exception as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise SdImageError(f"cannot load diffusers pipeline from {str(path)!r}: {first}") from None
+    from .backbones import detect_arch
+
+    detect_arch(pipe)  # a hub pipeline of another family: one clear line
     pipe.set_progress_bar_config(disable=True)
     if attention_slicing:
         pipe.enable_attention_slicing()

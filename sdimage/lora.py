@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .backbones import Cond
 from .errors import SdImageError
 
 __all__ = [
@@ -57,9 +58,13 @@ def default_cache_dir() -> Path:
 def unet_fingerprint(unet) -> str:
     """Cheap identity of the base UNet: its config plus the bytes of conv_in/conv_out weights (LoRA-free layers)."""
     h = hashlib.sha256(json.dumps(dict(unet.config), sort_keys=True, default=str).encode())
-    for name in ("conv_in", "conv_out"):
-        w = getattr(unet, name).weight.detach().float().cpu().contiguous()
-        h.update(w.numpy().tobytes())
+    if hasattr(unet, "conv_in") and hasattr(unet, "conv_out"):  # UNets
+        ws = [unet.conv_in.weight, unet.conv_out.weight]
+    else:  # transformers: the first and last base parameters
+        base = [p for n, p in unet.named_parameters() if "lora_" not in n]
+        ws = [base[0], base[-1]]
+    for w in ws:
+        h.update(w.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
@@ -73,8 +78,10 @@ def lora_cache_key(image: Tensor, prompt: str, params: dict[str, Any], unet) -> 
 
 
 def remove_lora(pipe, adapter_name: str = ADAPTER_NAME) -> None:
-    """Delete the drag adapter from the UNet if present (the pipeline is back to its base weights)."""
-    unet = pipe.unet
+    """Delete the drag adapter from the denoiser if present (the pipeline is back to its base weights)."""
+    from .backbones import backbone
+
+    unet = backbone(pipe).denoiser
     if adapter_name in getattr(unet, "peft_config", {}):
         unet.delete_adapters(adapter_name)
 
@@ -82,7 +89,7 @@ def remove_lora(pipe, adapter_name: str = ADAPTER_NAME) -> None:
 def train_lora(
     pipe,
     latent: Tensor,
-    prompt_embeds: Tensor,
+    prompt_embeds,
     steps: int = 100,
     rank: int = 4,
     lr: float = 2e-4,
@@ -91,20 +98,26 @@ def train_lora(
     adapter_name: str = ADAPTER_NAME,
     progress: bool = False,
     latent_std: Tensor | None = None,
+    on_step=None,
 ) -> list[float]:
     """Add a LoRA adapter to ``pipe.unet`` and train it on ``latent`` (the image's VAE latent).  Returns the losses.
 
     With ``latent_std`` (the VAE posterior's std × scaling factor) every step uses a fresh posterior sample
-    ``latent + latent_std · n`` as the official script does; otherwise the fixed ``latent``.
+    ``latent + latent_std · n`` as the official script does; otherwise the fixed ``latent``.  ``on_step(k, steps)``
+    is called after every step k = 1 … steps (progress for a front end).
     """
     from peft import LoraConfig
     from tqdm.auto import tqdm
 
-    unet = pipe.unet
+    from .backbones import backbone
+    from .model import _as_cond
+
+    bb = backbone(pipe)
+    unet = bb.denoiser
     remove_lora(pipe, adapter_name)
     unet.requires_grad_(False)
     unet.add_adapter(
-        LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=list(TARGET_MODULES)),
+        LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=list(bb.lora_modules())),
         adapter_name=adapter_name,
     )
     unet.set_adapter(adapter_name)
@@ -113,14 +126,11 @@ def train_lora(
         p.data = p.data.float()
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=lr)
-    sched = pipe.scheduler
-    abar_all = sched.alphas_cumprod.to(torch.float64)
-    n_train = int(sched.config.num_train_timesteps)
-    vpred = sched.config.get("prediction_type", "epsilon") == "v_prediction"
     dev, dt = unet.device, unet.dtype
     mean = latent.to(device=dev, dtype=torch.float32)
     std = None if latent_std is None else latent_std.to(device=dev, dtype=torch.float32)
-    emb = prompt_embeds.to(device=dev, dtype=dt)[:1].expand(batch_size, -1, -1)
+    c0 = _as_cond(prompt_embeds).to(dev, dt)
+    emb = Cond(c0.embeds[:1], None if c0.pooled is None else c0.pooled[:1], c0.text_ids).expand(batch_size)
     g = torch.Generator().manual_seed(seed)
     losses: list[float] = []
     was_training = unet.training
@@ -128,21 +138,19 @@ def train_lora(
     try:
         with torch.enable_grad():
             for _ in tqdm(range(steps), desc="LoRA", leave=False, disable=not progress):
-                t = torch.randint(0, n_train, (batch_size,), generator=g)
                 x0 = mean
                 if std is not None:
                     x0 = mean + std * torch.randn(mean.shape, generator=g).to(dev)
                 eps = torch.randn((batch_size, *mean.shape[1:]), generator=g).to(dev)
-                a = abar_all[t].sqrt().float().view(-1, 1, 1, 1).to(dev)
-                s = (1 - abar_all[t]).sqrt().float().view(-1, 1, 1, 1).to(dev)
-                xt = a * x0 + s * eps
-                target = a * eps - s * x0 if vpred else eps
-                pred = unet(xt.to(dt), t.to(dev), encoder_hidden_states=emb, return_dict=False)[0]
+                xt, t, target = bb.lora_example(x0, eps, g)
+                pred = bb.forward_batch(xt.to(dt), t, emb)
                 loss = torch.nn.functional.mse_loss(pred.float(), target)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 losses.append(loss.item())
+                if on_step is not None:
+                    on_step(len(losses), steps)
     finally:
         unet.train(was_training)
         unet.requires_grad_(False)
@@ -165,14 +173,18 @@ def ensure_lora(
     cache_dir: str | os.PathLike | None = None,
     adapter_name: str = ADAPTER_NAME,
     progress: bool = False,
+    on_step=None,
 ) -> dict[str, Any]:
     """Load the cached LoRA for (image, prompt, params, base UNet) into ``pipe.unet``, training it first if absent.
 
     Returns ``{"cached": bool, "path": str, "key": str, "train_s": float, "final_loss": float | None}``.
+    ``on_step(k, steps)``: progress of the training (not called on a cache hit).
     """
     params = {"steps": steps, "rank": rank, "lr": lr, "seed": seed, "batch_size": batch_size,
               "target_modules": TARGET_MODULES}
-    unet = pipe.unet
+    from .backbones import backbone
+
+    unet = backbone(pipe).denoiser
     remove_lora(pipe, adapter_name)
     key = lora_cache_key(image, prompt, params, unet)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -188,7 +200,7 @@ def ensure_lora(
                 dist = vae.encode(image.to(device=vae.device, dtype=vae.dtype)).latent_dist
             latent_std = dist.std.float() * vae.config.scaling_factor
         losses = train_lora(pipe, latent, prompt_embeds, steps, rank, lr, seed, batch_size, adapter_name, progress,
-                            latent_std)
+                            latent_std, on_step=on_step)
         info["train_s"] = time.perf_counter() - t
         info["final_loss"] = losses[-1] if losses else None
         root.mkdir(parents=True, exist_ok=True)

@@ -186,8 +186,7 @@ class DiftFeatures:
         g = torch.Generator().manual_seed(self.seed)
         eps = torch.randn((self.ensemble, *lat.shape[1:]), generator=g).to(device=dev, dtype=dt)
         xt = float(abar.sqrt()) * lat + float((1 - abar).sqrt()) * eps
-        cond = encode_prompt(pipe, prompt)
-        cond = cond[0] if isinstance(cond, (tuple, list)) else cond
+        cond = encode_prompt(pipe, prompt)[0].embeds
         cond = cond.to(device=dev, dtype=dt)[:1].expand(self.ensemble, -1, -1)
         grab: dict[str, Tensor] = {}
         hook = unet.up_blocks[self.up_ft_index].register_forward_hook(lambda m, i, o: grab.__setitem__("f", o))

@@ -36,8 +36,9 @@ from torch import Tensor
 from diffsamplers import GaussianNoise, Grid, check_preset, recipes
 
 from .errors import SdImageError
-from .latents import decode, encode, mask_to_latent
-from .model import EpsModel, _device, encode_prompt, make_grid, make_official_grids
+from .backbones import backbone
+from .latents import decode, encode, mask_to_latent, vae_factor
+from .model import EpsModel, _device, encode_prompt, grid_labels, make_grid, make_official_grids
 from .runinfo import RunTimer
 
 __all__ = ["TaskResult", "inpaint", "translate", "diffedit", "reconstruct", "diffedit_mask"]
@@ -57,8 +58,13 @@ class TaskResult:
 
 
 def _state_dtype(pipe) -> torch.dtype:
-    """Sampler state dtype: float64 when the UNet runs in float64, else float32."""
-    return torch.float64 if pipe.unet.dtype == torch.float64 else torch.float32
+    """Sampler state dtype: float64 when the denoiser runs in float64, else float32."""
+    return torch.float64 if backbone(pipe).dtype == torch.float64 else torch.float32
+
+
+def _latent_hw(pipe, image: Tensor) -> tuple[int, int]:
+    f = vae_factor(pipe)
+    return image.shape[-2] // f, image.shape[-1] // f
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -83,8 +89,9 @@ def _sampler_name(sampler, solver, order, eta) -> str:
 
 
 def _base_info(pipe, task: str, **kw) -> dict:
-    return {"task": task, **kw, "unet_dtype": str(pipe.unet.dtype), "device": str(pipe.device),
-            "prediction_type": pipe.scheduler.config.get("prediction_type", "epsilon")}
+    bb = backbone(pipe)
+    return {"task": task, **kw, "arch": bb.arch, "denoiser": type(bb.denoiser).__name__,
+            "unet_dtype": str(bb.dtype), "device": str(pipe.device), "prediction_type": bb.prediction_type}
 
 
 @contextmanager
@@ -102,7 +109,7 @@ def _finish_info(info: dict, models: list, timer: RunTimer, grid: Grid | None = 
     info["unet_rows"] = sum(m.unet_rows for m in models)
     if grid is not None:
         info["sampling_steps"] = grid.num_steps
-        info["timesteps"] = [int(t) for t in grid.timesteps[:-1]]
+        info["timesteps"] = grid_labels(grid)
     info.update(timer.as_dict())
     for k, v in (times or {}).items():
         info[k] = round(v, 4)
@@ -130,10 +137,11 @@ def inpaint(
     if float(mask.sum()) == 0:
         raise SdImageError("the mask is empty (no white pixels): nothing to inpaint")
     sdt = _state_dtype(pipe)
-    nine = pipe.unet.config.in_channels == 9
+    bb = backbone(pipe)
+    nine = not bb.flow and bb.denoiser.config.in_channels == 9
     times: dict = {}
     with RunTimer(_device(pipe)) as timer:
-        grid = make_grid(pipe, steps, strength)
+        grid = make_grid(pipe, steps, strength, latent_hw=_latent_hw(pipe, image))
         cond, uncond = encode_prompt(pipe, prompt, negative_prompt)
         y0 = encode(pipe, image).to(sdt)
         m = mask_to_latent(mask, y0.shape[-2:], "nearest").to(device=y0.device, dtype=sdt)
@@ -169,7 +177,7 @@ def translate(
     sdt = _state_dtype(pipe)
     times: dict = {}
     with RunTimer(_device(pipe)) as timer:
-        grid = make_grid(pipe, steps, t0)
+        grid = make_grid(pipe, steps, t0, latent_hw=_latent_hw(pipe, image))
         cond, uncond = encode_prompt(pipe, prompt, negative_prompt)
         y0 = encode(pipe, image).to(sdt)
         model = EpsModel(pipe, cond, uncond, guidance)
@@ -193,7 +201,7 @@ def diffedit_mask(
     """DiffEdit's mask (:func:`diffsamplers.recipes.diffedit_mask`, as diffusers' ``generate_mask``): ``draws``
     noisings to the level of ``mask_t0`` on the ``steps``-step DDIM grid, both prompts with CFG against "".
     Returns the latent-size float mask [1, 1, h, w] (1 = edit) and the two ε-models (for NFE bookkeeping)."""
-    grid = make_grid(pipe, steps, mask_t0)
+    grid = make_grid(pipe, steps, mask_t0, latent_hw=tuple(latents.shape[-2:]))
     src = EpsModel(pipe, *encode_prompt(pipe, source_prompt, ""), guidance=guidance)
     tgt = EpsModel(pipe, *encode_prompt(pipe, target_prompt, ""), guidance=guidance)
     m = recipes.diffedit_mask(src, tgt, latents, grid, GaussianNoise(_generator(seed)), draws=draws,
@@ -221,8 +229,9 @@ def diffedit(
     times: dict = {}
     official = preset == "official"
     with RunTimer(_device(pipe)) as timer:
-        grid, fgrid = make_official_grids(pipe, steps, t0, "ddim") if (official and sampler == "sde") \
-            else (make_grid(pipe, steps, t0), None)
+        hw = _latent_hw(pipe, image)
+        grid, fgrid = make_official_grids(pipe, steps, t0, "ddim", latent_hw=hw) if (official and sampler == "sde") \
+            else (make_grid(pipe, steps, t0, latent_hw=hw), None)
         y0 = encode(pipe, image).to(sdt)
         models: list = []
         if mask is None:
@@ -276,7 +285,7 @@ def reconstruct(
     sdt = _state_dtype(pipe)
     times: dict = {}
     with RunTimer(_device(pipe)) as timer:
-        grid = make_grid(pipe, steps, t0)
+        grid = make_grid(pipe, steps, t0, latent_hw=_latent_hw(pipe, image))
         y0 = encode(pipe, image).to(sdt)
         model = EpsModel(pipe, *encode_prompt(pipe, prompt, "" if guidance != 1.0 else None), guidance=guidance)
         with _timed(times):

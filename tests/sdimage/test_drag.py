@@ -148,14 +148,14 @@ def test_lora_trains_and_cache_is_reused(own_pipe, tmp_path, monkeypatch):
     x = torch.randn(1, 4, 32, 32)
     t = torch.tensor([500])
     with torch.no_grad():
-        base = own_pipe.unet(x, t, encoder_hidden_states=cond).sample
+        base = own_pipe.unet(x, t, encoder_hidden_states=cond.embeds).sample
     kw = dict(steps=2, rank=4, lr=1e-2, seed=0, cache_dir=tmp_path)
     info = lora_mod.ensure_lora(own_pipe, lat, img, "a cat", cond, **kw)
     assert info["cached"] is False and info["final_loss"] is not None
     assert "sdedrag" in own_pipe.unet.peft_config
     with torch.no_grad():
-        tuned = own_pipe.unet(x, t, encoder_hidden_states=cond).sample
-        half = own_pipe.unet(x, t, encoder_hidden_states=cond, cross_attention_kwargs={"scale": 0.5}).sample
+        tuned = own_pipe.unet(x, t, encoder_hidden_states=cond.embeds).sample
+        half = own_pipe.unet(x, t, encoder_hidden_states=cond.embeds, cross_attention_kwargs={"scale": 0.5}).sample
     assert (tuned - base).abs().max() > 0
     assert (half - base).abs().max() < (tuned - base).abs().max()
     lora_mod.remove_lora(own_pipe)
@@ -167,11 +167,11 @@ def test_lora_trains_and_cache_is_reused(own_pipe, tmp_path, monkeypatch):
     info2 = lora_mod.ensure_lora(own_pipe, lat, img, "a cat", cond, **kw)
     assert info2["cached"] is True and info2["key"] == info["key"]
     with torch.no_grad():
-        again = own_pipe.unet(x, t, encoder_hidden_states=cond).sample
+        again = own_pipe.unet(x, t, encoder_hidden_states=cond.embeds).sample
     assert torch.equal(again, tuned)
     lora_mod.remove_lora(own_pipe)
     with torch.no_grad():
-        assert torch.equal(own_pipe.unet(x, t, encoder_hidden_states=cond).sample, base)
+        assert torch.equal(own_pipe.unet(x, t, encoder_hidden_states=cond.embeds).sample, base)
     # another prompt is another cache entry
     key = lora_mod.lora_cache_key
     assert key(img, "a dog", {}, own_pipe.unet) != key(img, "a cat", {}, own_pipe.unet)

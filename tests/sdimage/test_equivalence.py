@@ -89,7 +89,7 @@ def test_v_prediction_is_converted_to_eps():
     x = torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(0))
     t = 601
     with torch.no_grad():
-        v = pipe.unet(x, t, encoder_hidden_states=cond).sample
+        v = pipe.unet(x, t, encoder_hidden_states=cond.embeds).sample
     abar = float(pipe.scheduler.alphas_cumprod[t])
     torch.testing.assert_close(EpsModel(pipe, cond)(x, t), eps_from_v(x, v, abar ** 0.5, (1 - abar) ** 0.5))
 

@@ -216,7 +216,7 @@ def test_sde_drag_official_preset_equals_transcription(pipe64, pipe64_lora, t0, 
     randn = Draws(seed)
     sampler = OfficialSampler(pipe64.unet, sched, steps, randn)
     mask255 = (keep.to(torch.uint8) * 255).expand(1, 4, 32, 32)
-    ref = official_drag(sampler, sched, x0.clone(), src, tgt, mask255, torch.cat([unc, cond]), steps, t0,
+    ref = official_drag(sampler, sched, x0.clone(), src, tgt, mask255, torch.cat([unc.embeds, cond.embeds]), steps, t0,
                         cfg.step_size, cfg.r, cfg.beta, cfg.guidance_max, cfg.lora_scale_min, randn, lora=lora)
     assert len(ours.shape) == 4 and (ours - x0).abs().max() > 1e-2  # the drag did something
     err = float((ours - ref).abs().max())
@@ -262,7 +262,7 @@ def test_diffedit_sde_official_preset_equals_transcription(pipe64, t0):
     sampler = OfficialSampler(pipe64.unet, sched, steps, randn)
     src_c, unc = encode_prompt(pipe64, "a bowl of fruits", "")
     tgt_c, _ = encode_prompt(pipe64, "a bowl of bananas", "")
-    origin, edit = torch.cat([unc, src_c]), torch.cat([unc, tgt_c])
+    origin, edit = torch.cat([unc.embeds, src_c.embeds]), torch.cat([unc.embeds, tgt_c.embeds])
     mask_image = torch.nn.functional.interpolate(pmask, size=(32, 32), mode="nearest").to(F64)
     t_0 = int(t0 * steps)
     t_begin = steps - t_0

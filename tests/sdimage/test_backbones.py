@@ -1,0 +1,190 @@
+"""SDXL, SD3 and FLUX through the backbone adapters: the same samplers and recipes equal diffusers' own pipelines
+on tiny random models (same inputs, same initial noise), Cycle-SDE reconstructs exactly, every task runs with both
+samplers, and the loading code refuses other families with one clear line."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+import diffsamplers as ds
+from sdimage import tasks
+from sdimage.backbones import backbone
+from sdimage.errors import SdImageError
+from sdimage.latents import encode, load_image, load_mask
+from sdimage.model import EpsModel, encode_prompt, make_grid
+
+ARCHS = ["sdxl", "sd3", "flux"]
+
+
+@pytest.fixture(scope="module", params=ARCHS)
+def arch_pipe(request, tmp_path_factory):
+    from sdimage.loading import load_pipeline
+    from sdimage.tiny import save_tiny_model
+
+    d = save_tiny_model(tmp_path_factory.mktemp(f"tiny-{request.param}") / "model", seed=0, arch=request.param)
+    pipe = load_pipeline(str(d))
+    assert backbone(pipe).arch == request.param
+    return pipe
+
+
+def _image(tiny_image_path, pipe):
+    return load_image(tiny_image_path, multiple=backbone(pipe).image_multiple)
+
+
+def _img2img_reference(pipe, y0, prompt, strength, steps, guidance, seed):
+    import diffusers
+
+    arch = backbone(pipe).arch
+    parts = dict(pipe.components)
+    if arch == "sdxl":
+        parts["scheduler"] = diffusers.DDIMScheduler.from_config(pipe.scheduler.config)
+        ref = diffusers.StableDiffusionXLImg2ImgPipeline(**parts, add_watermarker=False)
+        kw = {}
+    elif arch == "sd3":
+        ref = diffusers.StableDiffusion3Img2ImgPipeline(**parts)
+        kw = {}
+    else:
+        ref = diffusers.FluxImg2ImgPipeline(**parts)
+        h, w = (int(v) * backbone(pipe).vae_factor for v in y0.shape[-2:])
+        kw = {"height": h, "width": w}
+    ref.set_progress_bar_config(disable=True)
+    out = ref(prompt=prompt, image=y0, strength=strength, num_inference_steps=steps, guidance_scale=guidance,
+              generator=torch.Generator().manual_seed(seed), output_type="latent", **kw).images
+    if arch == "flux":  # FLUX returns packed latents
+        out = backbone(pipe).unpack(out, *y0.shape[-2:])
+    return out
+
+
+def test_translate_ode_equals_diffusers_img2img(arch_pipe, tiny_image_path):
+    pipe = arch_pipe
+    image = _image(tiny_image_path, pipe)
+    steps, t0, seed, g = 10, 0.5, 7, 3.0
+    res = tasks.translate(pipe, image, "a red square", t0=t0, sampler="ode", steps=steps, guidance=g, seed=seed)
+    ref = _img2img_reference(pipe, encode(pipe, image), "a red square", t0, steps, g, seed)
+    assert res.info["arch"] == backbone(pipe).arch and res.info["nfe"] == int(steps * t0)
+    torch.testing.assert_close(res.latents, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_stochastic_member_equals_diffusers_scheduler(arch_pipe):
+    """Flows: η = ∞ (x_s = α_s x̂_0 + σ_s w) on the real transformer equals
+    FlowMatchEulerDiscreteScheduler(stochastic_sampling=True); SDXL (VP): η = 1 equals DDIMScheduler(eta=1).
+    Same generator, so the same draws."""
+    from diffusers import DDIMScheduler, FlowMatchEulerDiscreteScheduler
+
+    pipe = arch_pipe
+    bb = backbone(pipe)
+    lat = torch.randn(1, pipe.vae.config.latent_channels, 16, 16, generator=torch.Generator().manual_seed(1))
+    model = EpsModel(pipe, *encode_prompt(pipe, "a cat", ""), guidance=2.0)
+    grid = make_grid(pipe, 6, latent_hw=(16, 16))
+    x, gen = lat.clone(), torch.Generator().manual_seed(5)
+    if bb.flow:
+        sched = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config, stochastic_sampling=True)
+        kw = {} if bb._mu((16, 16)) is None else {"mu": bb._mu((16, 16))}
+        sig = bb._sigmas(6)
+        sched.set_timesteps(sigmas=sig, **kw) if sig is not None else sched.set_timesteps(6, **kw)
+        torch.testing.assert_close(grid.sigmas.float(), sched.sigmas.float())
+        for t in sched.timesteps:
+            p = model(x, t)
+            x = sched.step(p.eps - p.x0, t, x, generator=gen).prev_sample  # the velocity v = ε̂ − x̂_0
+        eta = math.inf
+    else:
+        sched = DDIMScheduler.from_config(pipe.scheduler.config)
+        sched.set_timesteps(6)
+        for t in sched.timesteps:
+            x = sched.step(model(x, t), t, x, eta=1.0, generator=gen).prev_sample
+        eta = 1.0
+    ours = ds.sample_ddim(model, lat, grid, eta=eta, noise=ds.GaussianNoise(torch.Generator().manual_seed(5)))
+    torch.testing.assert_close(ours, x, atol=1e-4, rtol=1e-4)
+
+
+def test_cycle_sde_reconstructs_float64(arch_pipe, tiny_image_path):
+    pipe = arch_pipe
+    image = _image(tiny_image_path, pipe)
+    y0 = encode(pipe, image).double()
+    model = EpsModel(pipe, *encode_prompt(pipe, "a photo", ""), guidance=3.0)
+    grid = make_grid(pipe, 8, latent_hw=tuple(y0.shape[-2:]))  # t0 = 1: from pure noise (σ = 1 for flows)
+    rec = ds.recipes.reconstruct(model, y0, grid, "sde", ds.GaussianNoise(3))
+    # the model runs in float32 but the sampler state is float64: replay uses the same ε, so the error is round-off
+    assert float((rec.x - y0).abs().max()) <= 1e-10
+
+
+@pytest.mark.parametrize("sampler", ["ode", "sde"])
+def test_every_task_runs(arch_pipe, tiny_image_path, tiny_mask_path, sampler):
+    pipe = arch_pipe
+    image = _image(tiny_image_path, pipe)
+    mask = load_mask(tiny_mask_path, image)
+    kw = dict(sampler=sampler, steps=4, seed=1)
+    outs = [tasks.translate(pipe, image, "a dog", t0=0.5, **kw),
+            tasks.inpaint(pipe, image, mask, "a dog", **kw),
+            tasks.diffedit(pipe, image, "a cat", "a dog", t0=0.5, mask=mask, sampler=sampler, steps=4, seed=1),
+            tasks.reconstruct(pipe, image, sampler=sampler, steps=4)]
+    for r in outs:
+        assert r.image.shape == image.shape and torch.isfinite(r.image).all()
+        assert r.info["arch"] == backbone(pipe).arch
+        json.dumps(r.info)
+
+
+@pytest.mark.parametrize("sampler", ["ode", "sde"])
+def test_drag_runs_and_paste_off_returns_input(arch_pipe, sampler):
+    from sdimage.drag import DragConfig, drag, drag_grids, drag_latents
+
+    pipe = arch_pipe
+    m = backbone(pipe).image_multiple
+    img = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    cfg = DragConfig(steps=10, t0=0.6, lora_steps=2, preset="official")
+    out, info = drag(pipe, img, [(20, 20)], [(28, 24)], "a photo", sampler=sampler, config=cfg)
+    assert out.size == (64, 64) and info["arch"] == backbone(pipe).arch and info["num_drag_ops"] >= 1
+    assert 64 % m == 0
+    # paste off: the drag is the encode/decode round trip, exact for Cycle-SDE
+    y0 = encode(pipe, img).double()
+    model = EpsModel(pipe, *encode_prompt(pipe, "a photo", ""), guidance=1.0)
+    off = DragConfig(steps=10, t0=0.6, preset="clean")
+    off.paste = False
+    grid, _ = drag_grids(pipe, off, tuple(y0.shape[-2:]))
+    if sampler == "sde":
+        res = drag_latents(model, y0, grid, [(4, 4)], [(6, 5)], None, "sde", off,
+                           generator=torch.Generator().manual_seed(0))
+        assert model.nfe == 2 * grid.num_steps
+        assert float((res.latent - y0).abs().max()) <= 1e-10
+
+
+def test_lora_trains_on_the_denoiser(arch_pipe, tmp_path):
+    from sdimage.lora import ensure_lora, remove_lora
+
+    pipe = arch_pipe
+    img = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    lat = encode(pipe, img)
+    cond, _ = encode_prompt(pipe, "a cat", None)
+    model = EpsModel(pipe, cond)
+    x = torch.randn_like(lat)
+    t = make_grid(pipe, 10, latent_hw=tuple(lat.shape[-2:])).timesteps[3]
+    base = ds.as_eps(model(x, t))
+    info = ensure_lora(pipe, lat, img, "a cat", cond, steps=2, lr=1e-2, cache_dir=tmp_path)
+    tuned = ds.as_eps(model(x, t))
+    assert info["cached"] is False and float((tuned - base).abs().max()) > 0
+    remove_lora(pipe)
+    torch.testing.assert_close(ds.as_eps(model(x, t)), base, rtol=0, atol=0)
+    again = ensure_lora(pipe, lat, img, "a cat", cond, steps=2, lr=1e-2, cache_dir=tmp_path)
+    assert again["cached"] is True
+    remove_lora(pipe)
+
+
+def test_unsupported_family_is_one_line(tmp_path):
+    from sdimage.loading import load_pipeline
+
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "model_index.json").write_text(json.dumps({"_class_name": "KandinskyV22Pipeline"}))
+    with pytest.raises(SdImageError, match="supported families: Stable Diffusion 1.x/2.x, SDXL, SD3/3.5 and FLUX"):
+        load_pipeline(str(d))
+
+
+def test_flux_image_size_must_divide_by_packing(arch_pipe):
+    pipe = arch_pipe
+    bb = backbone(pipe)
+    expected = {"sdxl": bb.vae_factor, "sd3": bb.vae_factor * pipe.transformer.config.patch_size if bb.flow else 0,
+                "flux": bb.vae_factor * 2}[bb.arch]
+    assert bb.image_multiple == expected
