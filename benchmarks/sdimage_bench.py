@@ -25,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sdimage import tasks  # noqa: E402
+from sdimage.backbones import backbone  # noqa: E402
 from sdimage.model import encode_prompt  # noqa: E402
 from sdimage.runinfo import versions, write_json_atomic  # noqa: E402
 
@@ -70,17 +71,20 @@ class UnetClock:
 
 
 def time_unet(pipe, batch: int, repeats: int, h: int, w: int) -> float:
+    """Median wall time of one denoiser call (UNet or transformer, through its adapter) on ``batch`` rows."""
+    bb = backbone(pipe)
     cond, _ = encode_prompt(pipe, "a photo", None)
-    dev, dt = pipe.unet.device, pipe.unet.dtype
-    x = torch.randn(batch, pipe.unet.config.in_channels, h, w, device=dev, dtype=dt)
-    e = cond.embeds.to(dev, dt).expand(batch, -1, -1)
+    dev, dt = bb.denoiser.device, bb.dtype
+    x = torch.randn(batch, pipe.vae.config.latent_channels, h, w, device=dev, dtype=dt)
+    e = cond.to(dev, dt).expand(batch)
+    label = bb.grid(10, (h, w)).timesteps[5]
     ts = []
     with torch.no_grad():
         for k in range(repeats + 1):
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             t = time.perf_counter()
-            pipe.unet(x, torch.full((batch,), 500, device=dev), encoder_hidden_states=e)
+            bb.forward(x, label, e)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             if k:  # first call is a warm-up
@@ -91,6 +95,7 @@ def time_unet(pipe, batch: int, repeats: int, h: int, w: int) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--full", action="store_true", help="SD-1.5-shaped random pipeline, 2 steps")
+    ap.add_argument("--arch", default="sd", help="tiny model family: sd, sdxl, sd3, flux, or 'all' (one after another)")
     ap.add_argument("--model", default=None, help="a diffusers folder instead of the built-in random pipelines")
     ap.add_argument("--steps", type=int, default=None, help="default 50 (tiny) / 2 (full)")
     ap.add_argument("--size", type=int, default=None, help="image side in pixels (default 64 tiny / 512 full)")
@@ -98,9 +103,23 @@ def main(argv=None) -> int:
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--repeats", type=int, default=5, help="UNet timing repeats")
-    ap.add_argument("--tasks", default="inpaint,translate,diffedit,reconstruct")
+    ap.add_argument("--tasks", default="inpaint,translate,diffedit,reconstruct,drag")
     ap.add_argument("--out", default="runs/sdimage_bench.json")
     a = ap.parse_args(argv)
+    if a.arch == "all":
+        outs = []
+        for arch in ("sd", "sdxl", "sd3", "flux"):
+            out = str(Path(a.out).with_name(f"{Path(a.out).stem}_{arch}.json"))
+            rest = [x for x in (argv if argv is not None else sys.argv[1:])]
+            k = rest.index("--arch")
+            rest[k + 1] = arch
+            if "--out" in rest:
+                rest[rest.index("--out") + 1] = out
+            else:
+                rest += ["--out", out]
+            main(rest)
+            outs.append(out)
+        return 0
     torch.set_num_threads(a.threads)
     from sdimage.loading import load_pipeline, parse_dtype
     from sdimage.tiny import make_sd15_shaped_pipeline, make_tiny_pipeline
@@ -113,10 +132,10 @@ def main(argv=None) -> int:
         pipe = make_sd15_shaped_pipeline(seed=0, dtype=dtype).to(a.device)
         label = "random SD-1.5-shaped pipeline"
     else:
-        pipe = make_tiny_pipeline(seed=0).to(a.device)
+        pipe = make_tiny_pipeline(seed=0, arch=a.arch).to(a.device)
         if dtype != torch.float32:
             pipe = pipe.to(dtype=dtype)
-        label = "tiny random pipeline"
+        label = f"tiny random {a.arch} pipeline"
     steps = a.steps or (2 if a.full else 50)
     size = a.size or (512 if (a.full or a.model) else 64)
     f = pipe.vae_scale_factor
@@ -128,7 +147,7 @@ def main(argv=None) -> int:
     unet_b2 = time_unet(pipe, 2, a.repeats, h, w)
     unet_b1 = time_unet(pipe, 1, a.repeats, h, w)
     print(f"{label}: one UNet call {unet_b2 * 1e3:.1f} ms (batch 2), {unet_b1 * 1e3:.1f} ms (batch 1)")
-    clock = UnetClock(pipe.unet)
+    clock = UnetClock(backbone(pipe).denoiser)
     runs = []
     selected = a.tasks.split(",")
     jobs = []
@@ -140,10 +159,21 @@ def main(argv=None) -> int:
                                                                     steps=steps)))
         if "diffedit" in selected:
             jobs.append(("diffedit", s, lambda s=s: tasks.diffedit(pipe, image, "a cat", "a dog", t0=0.7, sampler=s,
-                                                                  steps=steps, mask_draws=2 if a.full else 10)))
+                                                                  steps=steps, mask=mask)))
     if "reconstruct" in selected:
         for m in ("ode", "sde"):
             jobs.append(("reconstruct", m, lambda m=m: tasks.reconstruct(pipe, image, sampler=m, steps=steps)))
+    if "drag" in selected:
+        from sdimage.drag import DragConfig, drag
+
+        for m in ("ode", "sde"):
+            def run_drag(m=m):
+                cfg = DragConfig(steps=steps, t0=0.6, lora_steps=0)
+                _, info = drag(pipe, image, [(size // 4, size // 4)], [(size // 4 + 3 * f, size // 4 + 2 * f)],
+                               "a photo", sampler=m, config=cfg)
+                info["sampling_s"] = info["timing_s"]["drag"]
+                return type("R", (), {"info": info})
+            jobs.append(("drag", m, run_drag))
     for name, variant, job in jobs:
         clock.total = 0.0
         info = job().info
@@ -164,7 +194,7 @@ def main(argv=None) -> int:
               f"{info.get('sampling_s', 0):8.2f} s  UNet {clock.total:8.2f} s  overhead sampling "
               f"{r['overhead_sampling']:.3f} total {r['overhead_total']:.3f} nominal {r['overhead_nominal']:.3f}")
     result = {
-        "pipeline": label, "device": a.device, "dtype": a.dtype, "threads": a.threads, "steps": steps,
+        "pipeline": label, "arch": backbone(pipe).arch, "device": a.device, "dtype": a.dtype, "threads": a.threads, "steps": steps,
         "image_size": size, "unet_call_s": {"batch2": unet_b2, "batch1": unet_b1}, "runs": runs,
         "nfe_table": [dict(zip(("task", "reference", "reference_defaults", "reference_nfe", "ours_same_settings",
                                 "ours_defaults"), row)) for row in NFE_TABLE],

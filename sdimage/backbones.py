@@ -125,6 +125,7 @@ class Backbone:
     arch = "sd"
     flow = False
     cfg_batch = True  # classifier-free guidance runs both branches in one batched call
+    default_guidance = 7.5  # the CLI's default --guidance (diffusers' pipeline default)
 
     def __init__(self, pipe) -> None:
         self.pipe = pipe
@@ -242,6 +243,7 @@ class SD3Backbone(Backbone):
 
     arch = "sd3"
     flow = True
+    default_guidance = 7.0
 
     @property
     def denoiser(self):
@@ -323,6 +325,7 @@ class FluxBackbone(SD3Backbone):
 
     arch = "flux"
     cfg_batch = False
+    default_guidance = 3.5  # FLUX.1 [dev]'s guidance embedding
 
     @property
     def image_multiple(self) -> int:

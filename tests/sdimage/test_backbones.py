@@ -188,3 +188,66 @@ def test_flux_image_size_must_divide_by_packing(arch_pipe):
     expected = {"sdxl": bb.vae_factor, "sd3": bb.vae_factor * pipe.transformer.config.patch_size if bb.flow else 0,
                 "flux": bb.vae_factor * 2}[bb.arch]
     assert bb.image_multiple == expected
+
+
+def test_sdxl_4ch_inpaint_ode_equals_diffusers(tiny_image_path, tiny_mask_path):
+    from diffusers import DDIMScheduler, StableDiffusionXLInpaintPipeline
+
+    from sdimage.tiny import make_tiny_pipeline
+
+    pipe = make_tiny_pipeline(seed=0, arch="sdxl")
+    image = load_image(tiny_image_path, multiple=2)
+    mask = load_mask(tiny_mask_path, image)
+    steps, seed, g = 8, 5, 4.0
+    res = tasks.inpaint(pipe, image, mask, "a cat", sampler="ode", steps=steps, guidance=g, seed=seed)
+    y0 = encode(pipe, image)
+    ref = StableDiffusionXLInpaintPipeline(**{**pipe.components,
+                                              "scheduler": DDIMScheduler.from_config(pipe.scheduler.config)},
+                                           add_watermarker=False)
+    ref.set_progress_bar_config(disable=True)
+    # latents in place of the image, strength 1 (diffusers' default is 0.9999, one step fewer, from a noised image)
+    out = ref(prompt="a cat", image=y0, mask_image=mask, masked_image_latents=y0, height=64, width=64, strength=1.0,
+              num_inference_steps=steps, guidance_scale=g, generator=torch.Generator().manual_seed(seed),
+              output_type="latent").images
+    torch.testing.assert_close(res.latents, out, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_cli_commands_accept_every_family(arch, tmp_path, tiny_image_path, tiny_mask_path, capsys):
+    from sdimage.cli import main
+
+    d = tmp_path / arch
+    assert main(["make-tiny-model", str(d), "--arch", arch]) == 0
+    runs = [["translate", "--prompt", "a dog"], ["inpaint", "--prompt", "a dog", "--mask", str(tiny_mask_path)],
+            ["reconstruct"], ["diffedit", "--source-prompt", "a cat", "--target-prompt", "a dog", "--mask",
+                              str(tiny_mask_path)],
+            ["drag", "--source", "20,20", "--target", "28,24", "--prompt", "a cat", "--lora-steps", "0"]]
+    for k, r in enumerate(runs):
+        out = tmp_path / f"o{k}.png"
+        argv = [r[0], "--model", str(d), "--image", str(tiny_image_path), *r[1:], "--steps", "4", "--no-progress",
+                "--sampler", "sde" if k % 2 else "ode", "--out", str(out)]
+        assert main(argv) == 0, capsys.readouterr().err
+        meta = json.loads(out.with_suffix(".json").read_text())
+        assert meta["arch"] == arch or meta.get("info", {}).get("arch") == arch
+
+
+def test_image_size_not_divisible_is_resized_or_refused(tmp_path, capsys):
+    """FLUX packs 2×2 latents: sides must be multiples of VAE factor × 2 (16 for FLUX.1, 4 for the tiny model);
+    other sizes are resized down with a warning, or refused with --strict-size."""
+    from PIL import Image
+
+    from sdimage.cli import main
+
+    d = tmp_path / "flux"
+    assert main(["make-tiny-model", str(d), "--arch", "flux"]) == 0
+    img = tmp_path / "odd.png"
+    Image.new("RGB", (66, 70), (120, 30, 200)).save(img)
+    out = tmp_path / "o.png"
+    base = ["translate", "--model", str(d), "--image", str(img), "--prompt", "x", "--steps", "2", "--no-progress"]
+    assert main([*base, "--out", str(out)]) == 0
+    assert Image.open(out).size == (64, 68)
+    capsys.readouterr()
+    assert main([*base, "--strict-size", "--out", str(tmp_path / "p.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "not divisible by" in err and "4" in err
+    assert not (tmp_path / "p.png").exists()
