@@ -26,6 +26,12 @@ def _bad(error: type[Exception], msg: str) -> Exception:
     return error(msg)
 
 
+def _fmt(v) -> str:
+    """A bound as written: integers exactly (2**63 - 1, not 9.22337e+18), other numbers with ``:g``."""
+    return str(int(v)) if isinstance(v, Integral) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e15) \
+        else f"{v:g}"
+
+
 def check_number(value, flag: str, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
                  hi_open: bool = False, error: type[Exception] = BadInput) -> None:
     """A finite real number within [lo, hi] (open ends with ``lo_open`` / ``hi_open``); ``None`` passes."""
@@ -38,12 +44,12 @@ def check_number(value, flag: str, lo: float | None = None, hi: float | None = N
     low = lo is not None and (value <= lo if lo_open else value < lo)
     high = hi is not None and (value >= hi if hi_open else value > hi)
     if (low or high) and lo is not None and hi is not None:
-        raise _bad(error, f"{flag} must be in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}, "
+        raise _bad(error, f"{flag} must be in {'(' if lo_open else '['}{_fmt(lo)}, {_fmt(hi)}{')' if hi_open else ']'}, "
                           f"got {value}")
     if low:
-        raise _bad(error, f"{flag} must be {'>' if lo_open else '>='} {lo:g}, got {value}")
+        raise _bad(error, f"{flag} must be {'>' if lo_open else '>='} {_fmt(lo)}, got {value}")
     if high:
-        raise _bad(error, f"{flag} must be {'<' if hi_open else '<='} {hi:g}, got {value}")
+        raise _bad(error, f"{flag} must be {'<' if hi_open else '<='} {_fmt(hi)}, got {value}")
 
 
 def check_int(value, flag: str, lo: int | None = None, hi: int | None = None,

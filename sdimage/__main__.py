@@ -1,11 +1,9 @@
 import sys
 
-import os
+from cliutil import quiet_third_party
 
 # The application (not the library) quiets third-party import chatter before transformers / diffusers load.
-for _k, _v in (("TRANSFORMERS_VERBOSITY", "error"), ("DIFFUSERS_VERBOSITY", "error"),
-               ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")):
-    os.environ.setdefault(_k, _v)
+quiet_third_party()
 
 from .cli import main  # noqa: E402
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Sequence
 
 from . import drag_cli
-from .cli_common import (MAX_STEPS, Parser, add_model_args, add_preset_arg, add_sampling_args, check_input_file,
-                         check_model_args, check_number, check_out_path, pipeline_from_args)
+from .cli_common import (Parser, add_model_args, add_preset_arg, add_sampling_args, check_input_file, check_model_args,
+                         check_number, check_out_path, check_size, check_steps, pipeline_from_args)
 from .errors import SdImageError
 
 __all__ = ["main", "build_parser"]
@@ -30,25 +30,32 @@ def _size(args):
 
 def _check_common(args) -> None:
     """Every check that needs no model: numbers finite and in range, device, seed, output writable, input readable."""
-    if not 1 <= args.steps <= MAX_STEPS:
-        raise SdImageError(f"--steps must be in [1, {MAX_STEPS}] (the schedule's training steps), got {args.steps}")
+    check_steps(args.steps)
     check_number(getattr(args, "t0", None), "--t0", 0.0, 1.0, lo_open=True)
     check_number(getattr(args, "eta", None), "--eta", 0.0, 1.0)
     check_number(getattr(args, "guidance", None), "--guidance", 0.0)
     check_number(getattr(args, "strength", None), "--strength", 0.0, 1.0, lo_open=True)
     check_number(getattr(args, "mask_t0", None), "--mask-t0", 0.0, 1.0, lo_open=True)
-    for v in getattr(args, "size", None) or []:
-        if not 8 <= v <= 4096:
-            raise SdImageError(f"--size must be in [8, 4096] pixels, got {v}")
+    check_size(getattr(args, "size", None))
     check_model_args(args)
     check_out_path(args.out)
     check_input_file(args.image, "image")
 
 
 def _load_image(args, pipe):
-    from .latents import load_image, vae_factor
+    from .latents import image_multiple, load_image
 
-    return load_image(args.image, size=_size(args), multiple=vae_factor(pipe), strict=args.strict_size)
+    return load_image(args.image, size=_size(args), multiple=image_multiple(pipe), strict=args.strict_size)
+
+
+def _note_slow(args, pipe, image, steps: float, extra_rows: float = 0.0) -> None:
+    """One ``note:`` line on stderr when the run is expected to be long on the CPU (``steps`` UNet steps, ×2 rows
+    with classifier-free guidance, plus ``extra_rows``)."""
+    from .cli_common import note_if_slow
+
+    cfg = 2 if (getattr(args, "guidance", None) or 0) > 1 else 1
+    h, w = image.shape[-2:]
+    note_if_slow(pipe, w, h, cfg * steps + extra_rows, what=f"{args.command}")
 
 
 def _meta(args, info: dict) -> dict:
@@ -78,9 +85,11 @@ def _cmd_make_tiny(args) -> int:
     check_writable_dir(d, "make-tiny-model")
     if d.exists() and any(d.iterdir()) and not args.force:
         raise SdImageError(f"{args.dir!r} exists and is not empty (pass --force to overwrite)")
+    if args.arch in ("sd3", "flux") and (args.inpaint or args.v_prediction):
+        raise SdImageError(f"--arch {args.arch} is a flow-matching model: --inpaint and --v-prediction do not apply")
     save_tiny_model(d, seed=args.seed, inpaint=args.inpaint,
-                    prediction_type="v_prediction" if args.v_prediction else "epsilon")
-    print(f"wrote tiny {'inpainting ' if args.inpaint else ''}model to {d}")
+                    prediction_type="v_prediction" if args.v_prediction else "epsilon", arch=args.arch)
+    print(f"wrote tiny {args.arch} {'inpainting ' if args.inpaint else ''}model to {d}")
     return 0
 
 
@@ -95,6 +104,7 @@ def _cmd_inpaint(args) -> int:
     pipe = pipeline_from_args(args)
     image = _load_image(args, pipe)
     mask = load_mask(args.mask, image, resize=args.resize_mask)
+    _note_slow(args, pipe, image, args.steps * (args.strength or 1.0))
     res = tasks.inpaint(pipe, image, mask, args.prompt, sampler=args.sampler, solver=args.solver,
                               order=args.order, eta=args.eta, steps=args.steps, guidance=args.guidance,
                               negative_prompt=args.negative_prompt, seed=args.seed, strength=args.strength,
@@ -108,6 +118,7 @@ def _cmd_translate(args) -> int:
     _check_common(args)
     pipe = pipeline_from_args(args)
     image = _load_image(args, pipe)
+    _note_slow(args, pipe, image, args.steps * args.t0)
     res = tasks.translate(pipe, image, args.prompt, t0=args.t0, sampler=args.sampler, solver=args.solver,
                                 order=args.order, eta=args.eta, steps=args.steps, guidance=args.guidance,
                                 negative_prompt=args.negative_prompt, seed=args.seed, progress=not args.no_progress)
@@ -130,6 +141,7 @@ def _cmd_diffedit(args) -> int:
     pipe = pipeline_from_args(args)
     image = _load_image(args, pipe)
     mask = load_mask(args.mask, image, resize=args.resize_mask) if args.mask else None
+    _note_slow(args, pipe, image, 2 * args.steps * args.t0, 0 if args.mask else 2 * args.mask_draws)
     res = tasks.diffedit(pipe, image, args.source_prompt, args.target_prompt, t0=args.t0, sampler=args.sampler,
                          steps=args.steps, guidance=args.guidance, seed=args.seed, mask=mask,
                          mask_draws=args.mask_draws, mask_t0=args.mask_t0, preset=args.preset,
@@ -143,6 +155,7 @@ def _cmd_reconstruct(args) -> int:
     _check_common(args)
     pipe = pipeline_from_args(args)
     image = _load_image(args, pipe)
+    _note_slow(args, pipe, image, 2 * args.steps * args.t0)
     res = tasks.reconstruct(pipe, image, sampler=args.sampler, steps=args.steps, t0=args.t0, prompt=args.prompt,
                             guidance=args.guidance, seed=args.seed, progress=not args.no_progress)
     print(f"latent max |error| {res.info['latent_max_abs_error']:.3e}, pixel RMSE {res.info['pixel_rmse']:.3e}")
@@ -154,8 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "(Nie et al., ICLR 2024: SDE beats ODE in diffusion-based image editing).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    t = sub.add_parser("make-tiny-model", help="write a tiny random-weight SD pipeline (offline tests, smoke runs)")
+    t = sub.add_parser("make-tiny-model", help="write a tiny random-weight pipeline (offline tests, smoke runs)")
     t.add_argument("dir")
+    t.add_argument("--arch", choices=["sd", "sdxl", "sd3", "flux"], default="sd",
+                   help="model family: SD 1.x/2.x (default), SDXL, SD3/3.5 or FLUX.1")
     t.add_argument("--inpaint", action="store_true", help="9-channel inpainting UNet")
     t.add_argument("--v-prediction", action="store_true")
     t.add_argument("--seed", type=int, default=0)
@@ -215,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_cmd_reconstruct)
 
     drag_cli.add_parsers(sub)
+    from .gui import add_parser as add_gui_parser  # `gui`: Gradio itself is imported only when the command runs
+
+    add_gui_parser(sub)
     return p
 
 
@@ -223,21 +241,19 @@ def _one_line_warnings(message, category, filename, lineno, file=None, line=None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Bad input (:class:`SdImageError`) → one ``error:`` line, exit 2; any other failure → one line, exit 1
+    (:func:`cliutil.run_cli`); transformers' / diffusers' logger chatter is off while the command runs."""
+    from cliutil import quiet_third_party_logs, run_cli
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quiet_third_party_logs():
         from .latents import SdImageWarning
 
         warnings.simplefilter("always", SdImageWarning)
         old = warnings.showwarning
         warnings.showwarning = _one_line_warnings
         try:
-            return int(args.func(args) or 0)
-        except SdImageError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print("error: interrupted", file=sys.stderr)
-            return 130
+            return run_cli(lambda: args.func(args))
         finally:
             warnings.showwarning = old

@@ -6,17 +6,27 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cliutil import MAX_SEED, OneLineParser, one_line
+from cliutil import check_int as _check_int
+from cliutil import check_new_file as _check_new_file
+from cliutil import check_number as _check_number
+from cliutil import check_writable_dir as _check_writable_dir
+
 from .errors import SdImageError
 
 __all__ = ["Parser", "add_model_args", "add_sampling_args", "add_preset_arg", "check_input_file", "check_out_path",
            "check_writable_dir", "check_number", "check_model_args", "pipeline_from_args", "parse_point"]
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2 (argparse's default prints the whole usage block)
+class Parser(OneLineParser):
+    """:class:`cliutil.OneLineParser` whose hint always reads ``python -m sdimage [COMMAND] --help`` (whatever
+    ``prog`` argparse derived, e.g. from ``sys.argv[0]`` or a wrapping script)."""
+
+    def error(self, message: str):
         words = self.prog.split()
-        cmd = "python -m sdimage" + (f" {words[-1]}" if words[-1] != "sdimage" else "")
-        self.exit(2, f"error: {message} (see `{cmd} --help`)\n")
+        last = words[-1] if words else ""
+        cmd = "python -m sdimage" + (f" {last}" if last and last not in ("sdimage", "__main__.py") else "")
+        self.exit(2, f"error: {one_line(message)} (see `{cmd} --help`)\n")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -31,12 +41,18 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cpu-offload", action="store_true", help="model CPU offload (accelerate; needs CUDA)")
 
 
-def add_sampling_args(p: argparse.ArgumentParser, steps: int = 50, guidance: float = 7.5, sampler: str = "sde") -> None:
+def add_sampling_args(p: argparse.ArgumentParser, steps: int = 50, guidance: float | None = None,
+                      sampler: str = "sde") -> None:
     g = p.add_argument_group("sampling")
     g.add_argument("--sampler", choices=["ode", "sde"], default=sampler, help=f"ODE or SDE (default {sampler})")
     g.add_argument("--steps", type=int, default=steps, help=f"number of steps of the full schedule (default {steps})")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--guidance", type=float, default=guidance, help=f"classifier-free guidance (default {guidance})")
+    if guidance is None:  # per family, resolved once the model is loaded (pipeline_from_args)
+        g.add_argument("--guidance", type=float, default=None,
+                       help="classifier-free guidance (default 7.5 for SD/SDXL, 7.0 for SD3, and for FLUX 3.5 as its "
+                            "guidance embedding)")
+    else:
+        g.add_argument("--guidance", type=float, default=guidance, help=f"classifier-free guidance (default {guidance})")
     g.add_argument("--out", required=True, help="output PNG; a JSON with the same stem is written beside it")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument("--strict-size", action="store_true",
@@ -64,51 +80,26 @@ def check_input_file(path: str, what: str, image: bool = True) -> None:
 
 
 def check_writable_dir(d: Path, flag: str) -> None:
-    """``d`` exists as a writable folder or can be created (its nearest existing parent is a writable folder)."""
-    import os
-
-    q = d
-    while not q.exists():
-        q = q.parent
-    if not q.is_dir():
-        raise SdImageError(f"{flag}: {str(q)!r} is a file, so {str(d)!r} cannot be a folder")
-    if not os.access(q, os.W_OK | os.X_OK):
-        raise SdImageError(f"{flag}: {str(q)!r} is not writable")
+    """``d`` is a writable folder or can be created (:func:`cliutil.check_writable_dir`, as an SdImageError)."""
+    _check_writable_dir(d, flag, error=SdImageError)
 
 
 def check_out_path(out: str) -> Path:
     """--out: a .png whose folder is writable and whose JSON twin is not a folder; checked before any work."""
-    p = Path(out)
-    if p.suffix.lower() != ".png":
-        raise SdImageError(f"--out must end in .png, got {out!r}")
-    if p.exists() and p.is_dir():
-        raise SdImageError(f"--out {out!r} is a directory")
+    p = _check_new_file(out, "--out", [".png"], error=SdImageError)
     if p.with_suffix(".json").is_dir():
-        raise SdImageError(f"--out: {str(p.with_suffix('.json'))!r} (the metadata file) is a directory")
-    check_writable_dir(p.parent, "--out")
+        raise SdImageError(f"--out: {str(p.with_suffix('.json'))!r} (the metadata file) is a folder")
     return p
 
 
-def check_number(value, flag: str, lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> None:
-    """A finite number within [lo, hi] (or (lo, hi] with ``lo_open``); one clear line otherwise."""
-    import math
-
-    if value is None:
-        return
-    if not math.isfinite(float(value)):
-        raise SdImageError(f"{flag} must be a finite number, got {value}")
-    low = lo is not None and (value <= lo if lo_open else value < lo)
-    high = hi is not None and value > hi
-    if (low or high) and lo is not None and hi is not None:
-        raise SdImageError(f"{flag} must be in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {value}")
-    if low:
-        raise SdImageError(f"{flag} must be {'>' if lo_open else '>='} {lo:g}, got {value}")
-    if high:
-        raise SdImageError(f"{flag} must be <= {hi:g}, got {value}")
+def check_number(value, flag: str, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+                 hi_open: bool = False) -> None:
+    """A finite number within [lo, hi] (open ends with ``lo_open`` / ``hi_open``): :func:`cliutil.check_number`
+    raising :class:`SdImageError`."""
+    _check_number(value, flag, lo, hi, lo_open=lo_open, hi_open=hi_open, error=SdImageError)
 
 
-MAX_SEED = 2 ** 63 - 1
-MAX_STEPS = 1000
+MAX_STEPS = 1000  # the SD schedulers' training steps
 
 
 def check_model_args(args) -> None:
@@ -122,15 +113,29 @@ def check_model_args(args) -> None:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SdImageError(f"--device {args.device} asked for, but CUDA is not available here")
     seed = getattr(args, "seed", None)
+    _check_int(seed, "--seed", error=SdImageError)
     if seed is not None and not 0 <= seed <= MAX_SEED:
         raise SdImageError(f"--seed must be in [0, 2**63 - 1], got {seed}")
 
 
 def pipeline_from_args(args):
+    """The pipeline of the model flags; on the CPU with float16, one accurate line instead of diffusers' three
+    "running them will fail" warnings (silenced by the CLI: it does run, only slower)."""
+    import sys
+
     from .loading import load_pipeline
 
-    return load_pipeline(args.model, device=args.device, dtype=args.dtype, attention_slicing=args.attention_slicing,
+    if str(args.device).split(":")[0] == "cpu" and args.dtype == "float16" and not args.cpu_offload:
+        print("warning: --dtype float16 on the CPU works but is usually slower than float32 (few half-precision CPU "
+              "kernels)", file=sys.stderr)
+
+    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype, attention_slicing=args.attention_slicing,
                          vae_slicing=args.vae_slicing, vae_tiling=args.vae_tiling, cpu_offload=args.cpu_offload)
+    if hasattr(args, "guidance") and args.guidance is None:
+        from .backbones import backbone
+
+        args.guidance = backbone(pipe).default_guidance
+    return pipe
 
 
 def add_preset_arg(p: argparse.ArgumentParser) -> None:
@@ -148,3 +153,102 @@ def parse_point(text: str) -> tuple[int, int]:
         return int(parts[0]), int(parts[1])
     except ValueError:
         raise SdImageError(f"point {text!r} must be X,Y (two integers, image pixels)") from None
+
+
+# ------------------------------------------------------------------------------------------------ run-time estimate
+SLOW_RUN_S = 120.0  # print the estimate when a CPU run is expected to take longer than this
+
+
+def unet_flops(params: int, latent_px: int) -> float:
+    """FLOPs of one UNet row (batch element) with ``params`` parameters on ``latent_px`` latent pixels: fitted to
+    ``torch.utils.flop_counter`` counts of the SD-1.5 UNet at 256² … 1024² (within 2 %); the quadratic term is
+    self-attention at the finest attention level."""
+    return params * latent_px * (0.19 + 8.4e-6 * latent_px)
+
+
+def vae_flops(params: int, image_px: int) -> float:
+    """FLOPs of one VAE decode plus one encode of ``image_px`` pixels (SD VAE: 2.5 + 1.1 TFLOP at 512², 84 M
+    parameters; scaled linearly in parameters and pixels)."""
+    return 3.6e12 * (params / 84e6) * (image_px / 512 ** 2)
+
+
+def _matmul_flops_per_s(n: int = 768, reps: int = 3) -> float:
+    import time
+
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n ** 3 * reps / max(time.perf_counter() - t, 1e-9)
+
+
+def estimate_seconds(pipe, width: int, height: int, unet_rows: float, vae_passes: float = 1.0,
+                     flops_per_s: float | None = None) -> float | None:
+    """Rough CPU wall time of ``unet_rows`` UNet evaluations (batch rows: CFG counts 2) and ``vae_passes`` VAE
+    encode + decode pairs at ``width`` × ``height``; None when the pipeline is not on the CPU.  The speed is this
+    CPU's float32 matmul rate × 1.5 (what SD-1.5 convolutions reach with PyTorch's CPU kernels; measured on a 2-core
+    box it was within a factor 2 at 256² and 512²)."""
+    import torch
+
+    device = getattr(pipe, "_execution_device", None) or getattr(pipe, "device", "cpu")
+    if torch.device(device).type != "cpu":
+        return None
+    from .backbones import backbone
+    from .latents import vae_factor
+
+    factor = vae_factor(pipe)
+    lat_px = (width // factor) * (height // factor)
+    bb = backbone(pipe)
+    up = sum(p.numel() for p in bb.denoiser.parameters())
+    vp = sum(p.numel() for p in pipe.vae.parameters())
+    if hasattr(bb.denoiser, "down_blocks"):  # a UNet (SD 1/2, SDXL)
+        row = unet_flops(up, lat_px)
+    else:  # a transformer (SD3, FLUX): 2 FLOPs per parameter per token, attention adds ~15 % at 1024²
+        row = 2.3 * up * lat_px / max(1, bb.image_multiple // factor) ** 2
+    flops = unet_rows * row + vae_passes * vae_flops(vp, width * height)
+    if flops_per_s is None:
+        if flops < 1e12:  # less than two SD-1.5 UNet rows at 512²: not worth measuring (tests, tiny models)
+            return flops / 5e10
+        flops_per_s = 1.5 * _matmul_flops_per_s()
+    return flops / flops_per_s
+
+
+def _duration(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def note_if_slow(pipe, width: int, height: int, unet_rows: float, vae_passes: float = 1.0, what: str = "this run",
+                 flops_per_s: float | None = None) -> float | None:
+    """Print ONE line on stderr before a CPU run expected to take longer than :data:`SLOW_RUN_S`; returns the
+    estimate (seconds, or None off the CPU)."""
+    import sys
+
+    est = estimate_seconds(pipe, width, height, unet_rows, vae_passes, flops_per_s)
+    if est is not None and est > SLOW_RUN_S:
+        print(f"note: {what} will take roughly {_duration(est)} on this CPU ({unet_rows:.0f} UNet evaluations at "
+              f"{width}x{height}); a GPU (--device cuda) or a smaller --size is much faster", file=sys.stderr)
+    return est
+
+
+MAX_SIZE = 4096  # pixels per side (--size): a 4096² SD run needs ~40 GB for attention alone
+
+
+def check_steps(steps, flag: str = "--steps") -> None:
+    _check_int(steps, flag, 1, MAX_STEPS, error=SdImageError)
+
+
+def check_size(size, flag: str = "--size") -> None:
+    """--size: one int (square) or WIDTH HEIGHT, each in [8, MAX_SIZE] pixels."""
+    if not size:
+        return
+    if len(size) > 2:
+        raise SdImageError(f"{flag} takes one int (square) or WIDTH HEIGHT, got {len(size)} numbers")
+    for v in size:
+        _check_int(v, flag, 8, MAX_SIZE, error=SdImageError)

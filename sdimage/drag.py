@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
-from diffsamplers import PRESETS, GaussianNoise, Grid, cosine_ramp, linear_ramp, recipes
+from diffsamplers import PRESETS, GaussianNoise, Grid, cosine_ramp, linear_ramp, num_drag_ops, recipes
 
 from .drag_inputs import DRAG_MASK_RULE, Point, as_image_tensor, as_mask, points_to_latent, validate_points
 from .errors import SdImageError
@@ -60,41 +60,44 @@ class DragConfig:
     preset: str = "official"  # "official" (the paper's code) or "clean" (see the module docstring)
     lora_cache_dir: str | None = None  # default ~/.cache/sdimage/drag_lora
 
-    def validate(self) -> "DragConfig":
-        import math
+    def validate(self, names: dict[str, str] | None = None) -> "DragConfig":
+        """Check every field (finite numbers in range, integers) with :mod:`cliutil`'s one rule; a message names the
+        field as ``names[field]`` (the CLI passes its flags, :data:`CONFIG_FLAGS`) or by its field name."""
+        from cliutil import check_choice, check_int, check_number
 
-        for name in ("t0", "guidance_min", "guidance_max", "step_size", "alpha", "beta", "lora_lr", "lora_scale_min"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(float(v)):
-                raise SdImageError(f"{name} must be a finite number, got {v!r}")
-        if self.steps < 1:
-            raise SdImageError(f"steps must be >= 1, got {self.steps}")
-        if not 0.0 < self.t0 <= 1.0:
-            raise SdImageError(f"t0 must be in (0, 1], got {self.t0}")
-        if self.step_size <= 0:
-            raise SdImageError(f"step_size must be > 0, got {self.step_size}")
-        if self.r < 0:
-            raise SdImageError(f"r must be >= 0, got {self.r}")
-        if not 0.0 <= self.beta <= 1.0:
-            raise SdImageError(f"beta must be in [0, 1], got {self.beta}")
-        if self.lora_steps < 0 or self.lora_rank < 1:
-            raise SdImageError("lora_steps must be >= 0 and lora_rank >= 1")
-        if self.lora_lr <= 0:
-            raise SdImageError(f"lora_lr must be > 0, got {self.lora_lr}")
-        if self.guidance_min < 1.0 or self.guidance_max < 1.0:
-            raise SdImageError("guidance must be >= 1")
-        if self.preset not in PRESETS:
-            raise SdImageError(f"preset must be one of {PRESETS}, got {self.preset!r}")
+        n = lambda f: (names or {}).get(f, f)  # noqa: E731
+        e = SdImageError
+        check_int(self.steps, n("steps"), lo=1, error=e)
+        check_number(self.t0, n("t0"), 0.0, 1.0, lo_open=True, error=e)
+        check_number(self.guidance_min, n("guidance_min"), lo=1.0, error=e)
+        check_number(self.guidance_max, n("guidance_max"), lo=1.0, error=e)
+        check_number(self.step_size, n("step_size"), lo=0.0, lo_open=True, error=e)
+        check_int(self.r, n("r"), lo=0, error=e)
+        check_number(self.alpha, n("alpha"), error=e)
+        check_number(self.beta, n("beta"), 0.0, 1.0, error=e)
+        check_int(self.lora_steps, n("lora_steps"), lo=0, error=e)
+        check_int(self.lora_rank, n("lora_rank"), lo=1, error=e)
+        check_number(self.lora_lr, n("lora_lr"), lo=0.0, lo_open=True, error=e)
+        check_number(self.lora_scale_min, n("lora_scale_min"), error=e)
+        check_int(self.lora_batch_size, n("lora_batch_size"), lo=1, error=e)
+        check_int(self.seed, n("seed"), 0, 2 ** 63 - 1, error=e)
+        check_choice(self.preset, n("preset"), PRESETS, error=e)
+        check_choice(self.variant, n("variant"), ("markov", "posterior", "independent"), error=e)
         if self.preset == "official":
             from .model import check_official_steps
 
             check_official_steps(self.t0, self.steps)
-        if self.variant not in ("markov", "posterior", "independent"):
-            raise SdImageError(f"variant must be markov, posterior or independent, got {self.variant!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+CONFIG_FLAGS = {"steps": "--steps", "t0": "--t0", "guidance_min": "--guidance-min", "guidance_max": "--guidance",
+                "step_size": "--step-size", "r": "--r", "alpha": "--alpha", "beta": "--beta",
+                "lora_steps": "--lora-steps", "lora_rank": "--lora-rank", "lora_lr": "--lora-lr",
+                "lora_scale_min": "--lora-scale-min", "seed": "--seed", "preset": "--preset"}
+"""The command-line flag of each :class:`DragConfig` field (``python -m sdimage drag`` / ``dragbench``)."""
 
 
 @dataclass
@@ -121,14 +124,15 @@ def official_nfe(config: DragConfig, m: int = 1, sampler: str = "sde") -> dict[s
     return {"unet_calls": m * calls, "eps_evals": 2 * m * k, "unet_rows": 4 * m * k, "lora_train_steps": config.lora_steps}
 
 
-def drag_grids(pipe, config: DragConfig) -> tuple[Grid, Grid | None]:
+def drag_grids(pipe, config: DragConfig, latent_hw: tuple[int, int] | None = None) -> tuple[Grid, Grid | None]:
     """(backward grid, forward grid or None) of the preset: the official grids over the DPM-Solver++ timesteps, or
-    the last int(t0·steps) steps of the DDIM grid (both from the pipeline's scheduler config)."""
+    the last int(t0·steps) steps of the DDIM grid (both from the pipeline's scheduler config).  On SD3 / FLUX both
+    presets use the flow-matching grid (the official code has no flow version); ``latent_hw`` feeds FLUX's shift."""
     from .model import make_grid, make_official_grids
 
     if config.preset == "official":
-        return make_official_grids(pipe, config.steps, config.t0, "dpmsolver")
-    return make_grid(pipe, config.steps, config.t0), None
+        return make_official_grids(pipe, config.steps, config.t0, "dpmsolver", latent_hw=latent_hw)
+    return make_grid(pipe, config.steps, config.t0, latent_hw=latent_hw), None
 
 
 def drag_schedules(config: DragConfig, lora: bool) -> dict[str, Callable[[int, int], float]]:
@@ -173,17 +177,31 @@ def drag_latents(
     return DragResult(res.x, res.intermediates, [xy(op.sources) for op in res.ops], [xy(op.targets) for op in res.ops])
 
 
-def _save_frames(frames: list, directory: Path, duration_ms: int = 400) -> dict[str, Any]:
-    """``drag_000.png`` (input), ``drag_001.png`` … (after each operation) and ``trajectory.gif``."""
-    from .latents import save_image
+def _save_frames(frames: list, directory: Path, op_path: list | None = None, duration_ms: int = 400,
+                 meta: dict | None = None) -> dict[str, Any]:
+    """``drag_000.png`` (input), ``drag_001.png`` … (after each operation), ``trajectory.gif`` and ``frames.json``
+    (each frame's file, operation index and the operation's latent-pixel sources / targets); all atomic."""
+    from cliutil import atomic_path, write_json_atomic
 
     directory.mkdir(parents=True, exist_ok=True)
-    paths = [str(save_image(f, directory / f"drag_{k:03d}.png")) for k, f in enumerate(frames)]
+    paths = []
+    for k, frame in enumerate(frames):
+        with atomic_path(directory / f"drag_{k:03d}.png") as tmp:
+            frame.save(tmp, format="PNG")
+        paths.append(str(directory / f"drag_{k:03d}.png"))
     gif = directory / "trajectory.gif"
-    tmp = directory / ".trajectory.gif.tmp"
-    frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=duration_ms, loop=0)
-    tmp.replace(gif)
-    return {"frames": paths, "gif": str(gif)}
+    with atomic_path(gif) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=duration_ms, loop=0)
+    rows = []
+    for k, path in enumerate(paths):
+        row: dict[str, Any] = {"file": Path(path).name, "op": k,
+                               "what": "input image" if k == 0 else f"after drag operation {k} of {len(paths) - 1}"}
+        if k and op_path and k - 1 < len(op_path):
+            row.update(latent_sources=op_path[k - 1]["sources"], latent_targets=op_path[k - 1]["targets"])
+        rows.append(row)
+    index = write_json_atomic(directory / "frames.json", {**(meta or {}), "frames": rows, "gif": gif.name,
+                                                          "gif_frame_ms": duration_ms})
+    return {"frames": paths, "gif": str(gif), "index": str(index)}
 
 
 def drag(
@@ -198,6 +216,8 @@ def drag(
     save_intermediates: str | Path | None = None,
     negative_prompt: str = "",
     progress: bool = False,
+    on_op: Callable[[int, int, Any], None] | None = None,
+    on_lora_step: Callable[[int, int], None] | None = None,
 ):
     """SDE-Drag (``sampler="sde"``) or ODE-Drag (``"ode"``) of ``image``: move each source point to its target.
 
@@ -206,10 +226,15 @@ def drag(
     latent is reset to the recorded trajectory after every step.  ``save_intermediates``: a folder receiving the
     decoded image after every drag operation and ``trajectory.gif``.  The pipeline is returned unchanged (the LoRA
     adapter is removed afterwards).  Returns ``(PIL image, info)`` with ``info`` JSON-ready.
+
+    Callbacks (for a front end such as :mod:`sdimage.gui`): ``on_op(i, m, image)`` after drag operation i (0-based)
+    of m with the decoded PIL image; ``on_lora_step(k, n)`` after LoRA training step k (1-based) of n (not called
+    when the adapter comes from the cache).
     """
-    from .latents import decode, encode, mask_to_latent, to_pil, vae_factor
+    from .latents import decode, encode, image_multiple, mask_to_latent, to_pil, vae_factor
     from .lora import ensure_lora, remove_lora
-    from .model import encode_prompt, make_eps_model
+    from .backbones import backbone
+    from .model import encode_prompt, grid_labels, make_eps_model
     from .runinfo import RunTimer, versions
 
     config = (config or DragConfig()).validate()
@@ -220,14 +245,15 @@ def drag(
     img = as_image_tensor(image)
     h, w = img.shape[-2:]
     factor = vae_factor(pipe)
-    if h % factor or w % factor:
-        raise SdImageError(f"image is {w}x{h}, not divisible by the VAE factor {factor}")
+    multiple = image_multiple(pipe)
+    if h % multiple or w % multiple:
+        raise SdImageError(f"image is {w}x{h}, not divisible by {multiple} (the backbone's latent factor)")
     sources, targets = validate_points(sources, targets, w, h)
     pmask = as_mask(mask, h, w)
     lat_src, lat_tgt = points_to_latent(sources, factor), points_to_latent(targets, factor)
     if all(a == b for a, b in zip(lat_src, lat_tgt)):
         raise SdImageError(f"every source/target pair falls on the same latent pixel (VAE factor {factor}): nothing to drag")
-    grid, fgrid = drag_grids(pipe, config)  # checks steps / t0 for the preset before any work
+    grid, fgrid = drag_grids(pipe, config, (h // factor, w // factor))  # checks steps / t0 before any work
     lmask = None
     if pmask is not None:
         lmask = mask_to_latent(pmask, (h // factor, w // factor), DRAG_MASK_RULE[config.preset]) > 0.5
@@ -249,7 +275,7 @@ def drag(
                                              "latent_editable_pixels": int(lmask.sum()),  # type: ignore[union-attr]
                                              "latent_rule": DRAG_MASK_RULE[config.preset]},
         "model": str(getattr(pipe, "name_or_path", "") or getattr(pipe.config, "_name_or_path", "")),
-        "dtype": str(pipe.unet.dtype), "device": str(device),
+        "dtype": str(backbone(pipe).dtype), "device": str(device), "arch": backbone(pipe).arch,
     }
     frames = []
     try:
@@ -264,20 +290,25 @@ def drag(
                 lora_info = ensure_lora(
                     pipe, x0, img, prompt, cond, steps=config.lora_steps, rank=config.lora_rank, lr=config.lora_lr,
                     seed=config.seed, batch_size=config.lora_batch_size, cache_dir=config.lora_cache_dir,
-                    progress=progress,
+                    progress=progress, on_step=on_lora_step,
                 )
             t_lora = time.perf_counter()
             model = make_eps_model(pipe, cond, uncond)
             if save_intermediates is not None:
                 frames.append(to_pil(img))
             decode_s = 0.0
+            num_ops = num_drag_ops(lat_src, lat_tgt, config.step_size, config.preset)
 
             def on_step(i: int, x: Tensor) -> None:
                 nonlocal decode_s
-                if save_intermediates is not None:
+                if save_intermediates is not None or on_op is not None:
                     t = time.perf_counter()
-                    frames.append(to_pil(decode(pipe, x)))
+                    frame = to_pil(decode(pipe, x))
                     decode_s += time.perf_counter() - t
+                    if save_intermediates is not None:
+                        frames.append(frame)
+                    if on_op is not None:
+                        on_op(i, num_ops, frame)
 
             res = drag_latents(model, x0, grid, lat_src, lat_tgt, lmask, sampler, config, on_step=on_step,
                                progress=progress, forward_grid=fgrid,
@@ -292,7 +323,7 @@ def drag(
     info.update({
         "num_drag_ops": m,
         "grid_steps": k,
-        "timesteps": [int(t) for t in grid.timesteps[:-1]],
+        "timesteps": grid_labels(grid),
         "op_path": [{"sources": [list(p) for p in a], "targets": [list(p) for p in b]}
                     for a, b in zip(res.sources, res.targets)],
         "nfe": model.nfe,
@@ -308,5 +339,7 @@ def drag(
     info.update(timer.as_dict())
     info["versions"] = versions()
     if save_intermediates is not None:
-        info["intermediates"] = _save_frames(frames, Path(save_intermediates))
+        info["intermediates"] = _save_frames(frames, Path(save_intermediates), info["op_path"],
+                                             meta={k: info[k] for k in ("method", "prompt", "seed", "image_size",
+                                                                         "sources", "targets", "num_drag_ops")})
     return to_pil(out), info

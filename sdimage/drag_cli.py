@@ -9,8 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli_common import (MAX_STEPS, add_model_args, check_input_file, check_model_args, check_out_path,
-                         check_writable_dir, parse_point, pipeline_from_args)
+from .cli_common import (add_model_args, check_input_file, check_model_args, check_out_path, check_size, check_steps,
+                         check_writable_dir, note_if_slow, parse_point, pipeline_from_args)
 from .errors import SdImageError
 
 __all__ = ["add_parsers", "config_from_args"]
@@ -44,16 +44,16 @@ def _drag_params(q: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args):
-    from .drag import DragConfig
+    """The :class:`DragConfig` of the flags, checked (messages name the flags) before any model loads."""
+    from .drag import CONFIG_FLAGS, DragConfig
 
-    if not 1 <= args.steps <= MAX_STEPS:
-        raise SdImageError(f"--steps must be in [1, {MAX_STEPS}] (the schedule's training steps), got {args.steps}")
+    check_steps(args.steps)
     return DragConfig(
         steps=args.steps, t0=args.t0, guidance_min=args.guidance_min, guidance_max=args.guidance,
         step_size=args.step_size, r=args.r, alpha=args.alpha, beta=args.beta, lora_steps=args.lora_steps,
         lora_rank=args.lora_rank, lora_lr=args.lora_lr, lora_scale_min=args.lora_scale_min, seed=args.seed,
         lora_cache_dir=args.lora_cache, preset=args.preset,
-    ).validate()
+    ).validate(CONFIG_FLAGS)
 
 
 def add_parsers(sub) -> None:
@@ -67,7 +67,12 @@ def add_parsers(sub) -> None:
     q.add_argument("--prompt", required=True)
     q.add_argument("--out", required=True, help="output PNG; the JSON is written beside it")
     q.add_argument("--save-intermediates", default=None, metavar="DIR",
-                   help="write the image after every drag operation and trajectory.gif to DIR")
+                   help="write the image after every drag operation, trajectory.gif and frames.json to DIR")
+    q.add_argument("--size", type=int, nargs="+", metavar="N",
+                   help="resize the input first: one int (square) or WIDTH HEIGHT (points are scaled with it)")
+    q.add_argument("--strict-size", action="store_true",
+                   help="error (instead of resizing down, points scaled) when the size is not divisible by the VAE "
+                        "factor")
     _drag_params(q)
     q.set_defaults(func=_cmd_drag)
 
@@ -84,6 +89,8 @@ def add_parsers(sub) -> None:
     q.add_argument("--dift-t", type=int, default=261)
     q.add_argument("--dift-up-index", type=int, default=1)
     q.add_argument("--dift-ensemble", type=int, default=8)
+    q.add_argument("--overwrite", action="store_true",
+                   help="resume into an --out made with other settings: its results are redone with these")
     _drag_params(q)
     q.set_defaults(func=_cmd_dragbench)
 
@@ -93,16 +100,20 @@ def _meta(args, info: dict) -> dict:
     return {"command": args.command, "params": params, **info}
 
 
+def _scale(p, w0: int, h0: int, w: int, h: int) -> tuple[int, int]:
+    """A pixel point of a w0×h0 image on the same picture resized to w×h (floor: stays inside)."""
+    return min(w - 1, p[0] * w // w0), min(h - 1, p[1] * h // h0)
+
+
 def _cmd_drag(args) -> int:
     from .drag import drag, validate_points
-    from .latents import load_image, load_mask
+    from .latents import image_multiple, load_image, load_mask
     from .runinfo import write_outputs
 
     out = check_out_path(args.out)
     check_model_args(args)
+    check_size(args.size)
     if args.save_intermediates is not None:
-        if Path(args.save_intermediates).exists() and not Path(args.save_intermediates).is_dir():
-            raise SdImageError(f"--save-intermediates {args.save_intermediates!r} is a file, not a folder")
         check_writable_dir(Path(args.save_intermediates), "--save-intermediates")
     check_input_file(args.image, "image")
     sources = [parse_point(p) for p in args.source]
@@ -112,21 +123,56 @@ def _cmd_drag(args) -> int:
     if len(sources) != len(targets):
         raise SdImageError(f"{len(sources)} --source but {len(targets)} --target points: they must pair up")
     config = config_from_args(args)
-    image = load_image(args.image, multiple=1)
-    h, w = image.shape[-2:]
-    validate_points(sources, targets, w, h)
-    mask = None
+    original = load_image(args.image, multiple=1)  # points are pixels of the input image as given
+    h0, w0 = original.shape[-2:]
+    validate_points(sources, targets, w0, h0)
     if args.mask is not None:
         check_input_file(args.mask, "mask")
-        mask = load_mask(args.mask, image, resize=args.resize_mask)
+        load_mask(args.mask, original, resize=args.resize_mask)  # size checked before the model loads
     pipe = pipeline_from_args(args)
+    size = None if not args.size else (args.size[0] if len(args.size) == 1 else tuple(args.size))
+    image = load_image(args.image, size=size, multiple=image_multiple(pipe), strict=args.strict_size)
+    h, w = image.shape[-2:]
+    resized = (w, h) != (w0, h0)
+    if resized:  # like every command: resized (down to the VAE factor, or --size); the points go with the picture
+        sources = [_scale(p, w0, h0, w, h) for p in sources]
+        targets = [_scale(p, w0, h0, w, h) for p in targets]
+        print(f"warning: drag points scaled from the {w0}x{h0} input to the {w}x{h} image", file=sys.stderr)
+    mask = None
+    if args.mask is not None:  # a mask of the input's size (or any size with --resize-mask) follows the resize
+        mask = load_mask(args.mask, image, resize=args.resize_mask or resized)
+    _note_slow_drag(args, pipe, config, w, h, [(sources, targets)])
     result, info = drag(pipe, image, sources, targets, args.prompt, mask=mask, sampler=args.sampler, config=config,
                         save_intermediates=args.save_intermediates, negative_prompt=args.negative_prompt,
                         progress=not args.no_progress)
     info["model"] = args.model
+    if resized:
+        info["input_image"] = {"size": [w0, h0], "sources": [list(map(int, p)) for p in map(parse_point, args.source)],
+                               "targets": [list(map(int, p)) for p in map(parse_point, args.target)],
+                               "rule": "points scaled with the picture: floor(p * new / old)"}
     png, js = write_outputs(result, out, _meta(args, info))
     print(f"wrote {png} and {js} ({info['num_drag_ops']} drag ops, NFE {info['nfe']}, {info['wall_s']:.1f} s)")
     return 0
+
+
+def _note_slow_drag(args, pipe, config, w: int, h: int, point_sets, what: str | None = None) -> None:
+    """One ``note:`` line before a long CPU run: 4·K UNet rows per drag operation (official count) + LoRA training
+    (forward + backward ≈ 3 rows per step, per image)."""
+    from diffsamplers import num_drag_ops
+
+    from .drag import official_nfe
+    from .latents import vae_factor
+
+    f = vae_factor(pipe)
+    rows = 0.0
+    for src, tgt in point_sets:
+        try:
+            m = num_drag_ops([(x // f, y // f) for x, y in src], [(x // f, y // f) for x, y in tgt], config.step_size,
+                             config.preset)
+        except (ValueError, ZeroDivisionError):  # degenerate points: drag() says so in one line
+            m = 1
+        rows += official_nfe(config, m, args.sampler)["unet_rows"] + 3 * config.lora_steps
+    note_if_slow(pipe, w, h, rows, vae_passes=len(point_sets), what=what or args.command)
 
 
 def _metric_fns(args):
@@ -143,16 +189,16 @@ def _metric_fns(args):
 
 
 def _cmd_dragbench(args) -> int:
-    from .dragbench import evaluate_dragbench, find_samples, read_sample, run_dragbench
+    from .dragbench import check_resume, evaluate_dragbench, find_samples, read_sample, run_dragbench, run_settings
 
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise SdImageError(f"--out {args.out!r} exists and is not a folder")
     check_writable_dir(out, "--out")
     check_model_args(args)
     config = config_from_args(args)
-    for sid, p in find_samples(args.root):  # validate every sample before any work
-        read_sample(p, sid)
+    samples = [read_sample(p, sid) for sid, p in find_samples(args.root)]  # validate every sample before any work
+    if not args.eval_only:  # results of other settings in --out: refused before the model loads
+        check_resume(out, run_settings(args.sampler, config, args.model, args.dtype, args.negative_prompt),
+                     [s.id for s in samples], args.overwrite)
     lpips = feats = None
     if args.evaluate or args.eval_only:
         lpips, feats = _metric_fns(args)
@@ -165,10 +211,14 @@ def _cmd_dragbench(args) -> int:
             if state.num_processes > 1 and args.device == "cuda":
                 args.device = str(state.device)
         except ImportError:  # pragma: no cover
-            pass
+            PartialState = None
         pipe = pipeline_from_args(args)
+        if PartialState is None or PartialState().is_main_process:
+            _note_slow_drag(args, pipe, config, *samples[0].size, [(s.sources, s.targets) for s in samples],
+                            what=f"dragbench ({len(samples)} samples, finished ones are skipped)")
         summary = run_dragbench(pipe, args.root, out, sampler=args.sampler, config=config,
-                                progress=not args.no_progress, meta={"model": args.model, "command": "dragbench"})
+                                progress=not args.no_progress, meta={"model": args.model, "command": "dragbench"},
+                                negative_prompt=args.negative_prompt, overwrite=args.overwrite)
         try:
             from accelerate import PartialState
 

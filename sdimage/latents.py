@@ -20,8 +20,6 @@ Pixel mask → latent grid (:func:`mask_to_latent`), one rule per use, documente
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -199,17 +197,11 @@ def to_pil(image: Tensor):
 
 
 def save_image(image, path) -> Path:
-    """Write a tensor in [-1, 1] or a PIL image as PNG atomically (temp file in the same folder, then rename)."""
+    """Write a tensor in [-1, 1] or a PIL image as PNG atomically (temp file with the umask's mode, then rename)."""
+    from cliutil import atomic_path
+
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     pil = image if not isinstance(image, Tensor) else to_pil(image)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pil.save(f, format="PNG")
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(p) as tmp:
+        pil.save(tmp, format="PNG")
     return p

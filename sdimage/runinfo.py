@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import resource
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from cliutil import atomic_path
 
 __all__ = ["RunTimer", "versions", "peak_rss_bytes", "write_outputs", "write_json_atomic"]
 
@@ -82,66 +84,55 @@ def _jsonable(v):
         return {str(k): _jsonable(x) for k, x in v.items() if not str(k).startswith("_")}
     if isinstance(v, (list, tuple)):
         return [_jsonable(x) for x in v]
-    if isinstance(v, (str, int, float, bool)) or v is None:
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, (str, int, bool)) or v is None:
         return v
     if isinstance(v, Path):
         return str(v)
     if isinstance(v, torch.Tensor) and v.numel() == 1:
-        return v.item()
+        return _jsonable(v.item())
     if isinstance(v, (torch.dtype, torch.device)):
         return str(v)
     if hasattr(v, "item"):
         try:
-            return v.item()
+            return _jsonable(v.item())
         except Exception:
             pass
     return repr(v)
 
 
-def _tmp_in(p: Path) -> str:
-    """A temporary file beside ``p`` with the mode a plain new file gets under the umask (mkstemp makes it 0600)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent))
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    return tmp
+def json_text(meta: dict) -> str:
+    """Strict JSON of ``meta`` (:func:`_jsonable`; a non-finite float becomes ``null``, never a bare ``NaN``)."""
+    return json.dumps(_jsonable(meta), indent=2, allow_nan=False) + "\n"
 
 
 def write_json_atomic(meta: dict, path: str | os.PathLike) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_in(p)
-    try:
-        Path(tmp).write_text(json.dumps(_jsonable(meta), indent=2, sort_keys=False) + "\n", encoding="utf-8")
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return p
+    """``meta`` as JSON at ``path``, atomically (:func:`cliutil.atomic_path`: temp file, umask mode, rename)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json_text(meta), encoding="utf-8")
+    return Path(path)
 
 
 def write_outputs(image, out_path: str | os.PathLike, meta: dict) -> tuple[Path, Path]:
     """Write ``OUT.png`` and ``OUT.json`` (same stem) atomically: both are rendered to temp files first and renamed
-    only when both are complete, so a failure leaves neither (nor a temp file) behind."""
+    only when both are complete (PNG first), so a failure leaves neither (nor a temp file) behind.  A tensor result
+    with a NaN / inf is refused (:class:`SdImageError`) instead of being written as a black picture."""
+    from .errors import SdImageError
     from .latents import to_pil
 
     p = Path(out_path)
     if p.suffix.lower() != ".png":
         p = p.with_suffix(p.suffix + ".png") if p.suffix else p.with_suffix(".png")
     j = p.with_suffix(".json")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp_png, tmp_json = _tmp_in(p), _tmp_in(j)
-    try:
-        pil = to_pil(image) if isinstance(image, torch.Tensor) else image
+    if isinstance(image, torch.Tensor) and not bool(torch.isfinite(image).all()):
+        raise SdImageError(f"the result is not finite (NaN or inf; float16 overflow?): nothing written to {p}; "
+                           "try --dtype float32")
+    pil = to_pil(image) if isinstance(image, torch.Tensor) else image
+    meta = dict(meta)
+    meta.setdefault("output", str(p))
+    text = json_text(meta)
+    with atomic_path(j) as tmp_json, atomic_path(p) as tmp_png:  # inner (PNG) renamed first
         pil.save(tmp_png, format="PNG")
-        meta = dict(meta)
-        meta.setdefault("output", str(p))
-        Path(tmp_json).write_text(json.dumps(_jsonable(meta), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp_png, p)
-        os.replace(tmp_json, j)
-    finally:
-        for t in (tmp_png, tmp_json):
-            if os.path.exists(t):
-                os.unlink(t)
+        tmp_json.write_text(text, encoding="utf-8")
     return p, j

@@ -92,3 +92,40 @@ def test_parser_one_line(capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "python -m x --help" in err
+
+
+def test_number_bounds_are_written_exactly():
+    from cliutil import MAX_SEED
+
+    with pytest.raises(BadInput, match=r"\[0, 9223372036854775807\], got 1180591620717411303424"):
+        check_int(2 ** 70, "--seed", 0, MAX_SEED)
+    with pytest.raises(BadInput, match=r"--lr must be in \(0, 0.5\)"):
+        check_number(0.5, "--lr", 0, 0.5, lo_open=True, hi_open=True)
+
+
+def test_quiet_third_party_logs_restores_levels(monkeypatch, capsys):
+    import logging
+
+    from cliutil import quiet_third_party_logs
+
+    monkeypatch.delenv("TRANSFORMERS_VERBOSITY", raising=False)
+    monkeypatch.setenv("DIFFUSERS_VERBOSITY", "info")  # the user's choice wins
+    lg = logging.getLogger("transformers")
+    old = lg.level
+    with quiet_third_party_logs():
+        assert os.environ["TRANSFORMERS_VERBOSITY"] == "error" and lg.level == logging.ERROR
+        assert logging.getLogger("diffusers").level == logging.INFO
+    assert "TRANSFORMERS_VERBOSITY" not in os.environ and os.environ["DIFFUSERS_VERBOSITY"] == "info"
+    assert lg.level == old
+
+
+def test_atomic_path_failure_leaves_old_file(tmp_path):
+    from cliutil import atomic_path
+
+    p = tmp_path / "out.bin"
+    p.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(p) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("crash mid-write")
+    assert p.read_bytes() == b"old" and [x.name for x in tmp_path.iterdir()] == ["out.bin"]

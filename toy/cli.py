@@ -12,9 +12,21 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from cliutil import MAX_SEED, BadInput, OneLineParser, check_int, check_writable_dir
+
 from .io import run_command
 
-__all__ = ["main", "build_parser", "COMMANDS", "OPTIONAL_COMMAND_MODULES"]
+__all__ = ["main", "build_parser", "COMMANDS", "OPTIONAL_COMMAND_MODULES", "check_common_args"]
+
+MAX_THREADS = 1024
+
+
+def check_common_args(args) -> None:
+    """--threads, --seed and --out (a writable folder or creatable) checked before any work; one line each."""
+    check_int(getattr(args, "threads", 1), "--threads", 1, MAX_THREADS)
+    check_int(getattr(args, "seed", None), "--seed", 0, MAX_SEED)
+    if getattr(args, "out", None) is not None:
+        check_writable_dir(args.out, "--out")
 
 
 def _threads(args) -> None:
@@ -33,14 +45,28 @@ def _common(p: argparse.ArgumentParser, quick: bool = True) -> None:
 
 
 def _config(base, args):
+    """``base`` with --config and --seed applied, every field checked (:func:`toy.checks.validate_config`), and the
+    common flags checked: all before any work."""
+    from .checks import validate_config
     from .io import load_config_file, merge_config
 
+    check_common_args(args)
     cfg = base
     if getattr(args, "config", None) is not None:
         cfg = merge_config(cfg, load_config_file(args.config))
     if getattr(args, "seed", None) is not None:
         cfg.seed = args.seed
-    return cfg
+    return validate_config(cfg)
+
+
+def _check_checkpoint(path) -> None:
+    """A toy checkpoint (``toy train``'s model.pt) that loads; checked before any work."""
+    from .train import load_checkpoint
+
+    try:
+        load_checkpoint(path)
+    except ValueError as exc:
+        raise BadInput(f"--checkpoint {exc}") from None  # FileNotFoundError: one line as it is
 
 
 def _summary_line(report: dict) -> str:
@@ -51,10 +77,12 @@ def _summary_line(report: dict) -> str:
 def _kl_curves(args) -> int:
     from .klcurves import KLCurvesConfig, run_kl_curves
 
-    _threads(args)
     cfg = _config(KLCurvesConfig.quick() if args.quick else KLCurvesConfig(), args)
     if args.checkpoint:
         cfg.checkpoint = str(args.checkpoint)
+    if cfg.checkpoint:
+        _check_checkpoint(cfg.checkpoint)
+    _threads(args)
     rep = run_kl_curves(cfg, args.out, progress=args.progress)
     print(f"kl-curves: wrote {args.out / 'report.json'}; {_summary_line(rep)}")
     return 0
@@ -80,9 +108,13 @@ def _train(args) -> int:
     from .problems import builtin_mixture
     from .train import TrainConfig, save_checkpoint, train_score_model
 
-    _threads(args)
+    from .checks import MAX_DIM, MAX_TRAIN_STEPS
+
+    check_int(args.steps, "--steps", 1, MAX_TRAIN_STEPS)
+    check_int(args.dim, "--dim", 1, MAX_DIM)
     cfg = TrainConfig(steps=args.steps, dtype=args.dtype, progress=not args.no_progress)
     cfg = _config(cfg, args)
+    _threads(args)
     schedule = schedule_from_dict({"kind": "vp-linear", "beta_min": 0.1, "beta_max": 20.0})
     mix = builtin_mixture(args.mixture, dim=args.dim)
     res = train_score_model(mix, schedule, cfg)
@@ -102,7 +134,7 @@ def add_train(sub) -> None:
     p = sub.add_parser("train", help="train an ε-MLP on a built-in mixture, save model.pt + score-error plot")
     p.add_argument("--config", type=Path, help="JSON file overriding TrainConfig fields")
     p.add_argument("--mixture", default="2d", choices=["1d", "2d", "nd"])
-    p.add_argument("--dim", type=int, default=8, help="dimension of the 'nd' mixture (<= 64)")
+    p.add_argument("--dim", type=int, default=8, help="dimension of the 'nd' mixture (1 to 64)")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--no-progress", action="store_true")
@@ -113,8 +145,8 @@ def add_train(sub) -> None:
 def _editing(args) -> int:
     from .editing import EditingConfig, run_editing
 
-    _threads(args)
     cfg = _config(EditingConfig.quick() if args.quick else EditingConfig(), args)
+    _threads(args)
     rep = run_editing(cfg, args.out)
     print(f"editing: wrote {args.out / 'report.json'}; {_summary_line(rep)}")
     return 0
@@ -129,8 +161,8 @@ def add_editing(sub) -> None:
 def _study(args) -> int:
     from .study import StudyConfig, run_study
 
-    _threads(args)
     cfg = _config(StudyConfig.quick() if args.quick else StudyConfig(), args)
+    _threads(args)
     rep = run_study(cfg, args.out)
     print(f"study: wrote {args.out / 'report.json'}; {_summary_line(rep)}")
     return 0
@@ -145,6 +177,7 @@ def add_study(sub) -> None:
 def _all(args) -> int:
     from . import run_all
 
+    check_common_args(args)
     _threads(args)
     rep = run_all(args.out, quick=args.quick)
     print(f"all: wrote {sorted(rep)} under {args.out}")
@@ -154,8 +187,8 @@ def _all(args) -> int:
 def _score_error(args) -> int:
     from .scoreerror import ScoreErrorConfig, run_score_error
 
-    _threads(args)
     cfg = _config(ScoreErrorConfig.quick() if args.quick else ScoreErrorConfig(), args)
+    _threads(args)
     rep = run_score_error(cfg, args.out)
     print(f"score-error: wrote {args.out / 'report.json'}; {_summary_line(rep)}")
     return 0
@@ -188,8 +221,8 @@ OPTIONAL_COMMAND_MODULES: tuple[str, ...] = ("toy.digits.cli", "toy.shapes.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m toy", description="Toy laboratory: SDE beats ODE on mixtures.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="python -m toy", description="Toy laboratory: SDE beats ODE on mixtures.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     for add in COMMANDS.values():
         add(sub)
     for mod_name in OPTIONAL_COMMAND_MODULES:
@@ -204,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Bad input: one ``error:`` line on stderr, exit 2, nothing written (docs/CONTRIBUTING.md, "Exit codes")."""
     return run_command(build_parser().parse_args(argv))
 
 

@@ -6,12 +6,13 @@ import math
 import os
 import platform
 import sys
-import tempfile
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from cliutil import BadInput, atomic_path, quiet_third_party_logs, run_cli, write_json_atomic
 
 __all__ = ["to_jsonable", "write_json", "save_torch", "save_figure", "run_meta", "load_config_file", "merge_config",
            "run_command"]
@@ -41,61 +42,36 @@ def to_jsonable(v: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write JSON atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(to_jsonable(obj), fh, indent=1)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    """Write JSON atomically (:func:`cliutil.write_json_atomic`: temp file, the umask's mode, rename); non-finite
+    floats become ``null`` (:func:`to_jsonable`)."""
+    return write_json_atomic(path, to_jsonable(obj), indent=1)
 
 
 def save_torch(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` atomically (temp file in the same folder, world-readable, then rename)."""
+    """``torch.save`` atomically (:func:`cliutil.atomic_path`: temp file, the umask's mode, rename)."""
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return Path(path)
 
 
 def run_command(args) -> int:
-    """Run a parsed CLI command ``args.func(args)``; a user error becomes one ``error:`` line and exit code 2."""
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+    """Run a parsed CLI command ``args.func(args)`` (:func:`cliutil.run_cli`): bad input (:class:`cliutil.BadInput`,
+    or a ``ValueError`` / ``FileNotFoundError`` / ``KeyError`` from the library's own checks) becomes one ``error:``
+    line and exit code 2; any other failure one line and exit code 1."""
+    with quiet_third_party_logs():
+        return run_cli(lambda: args.func(args), bad_input=(BadInput, ValueError, FileNotFoundError, KeyError))
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
     """Save a matplotlib figure atomically as PNG; a pyplot-managed figure is closed afterwards (a plain
     :class:`matplotlib.figure.Figure` needs no closing and no backend)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         if getattr(fig.canvas, "manager", None) is not None:
             import matplotlib.pyplot as plt
 
@@ -140,7 +116,9 @@ def merge_config(cfg, overrides: dict):
         if k not in fields:
             raise ValueError(f"unknown config key {k!r} for {type(cfg).__name__} (known: {sorted(fields)})")
         cur = getattr(out, k)
-        if dataclasses.is_dataclass(cur) and isinstance(v, dict):
+        if dataclasses.is_dataclass(cur):
+            if not isinstance(v, dict):
+                raise ValueError(f"config key {k!r} must be an object (fields of {type(cur).__name__}), got {v!r}")
             setattr(out, k, merge_config(cur, v))
         else:
             setattr(out, k, v)

@@ -126,16 +126,28 @@ def save_checkpoint(path: str | os.PathLike, model: EpsMLP, meta: dict[str, Any]
 
 
 def load_checkpoint(path: str | os.PathLike, schedule=None) -> tuple[EpsMLP, dict]:
-    """Rebuild the model saved by :func:`save_checkpoint`; returns (model, meta)."""
-    payload = torch.load(Path(path), map_location="cpu", weights_only=False)
-    if payload.get("format") != "toy.EpsMLP/1":
-        raise ValueError(f"{path}: not a toy EpsMLP checkpoint")
-    if schedule is None:
-        from theory.schedules import schedule_from_dict
+    """Rebuild the model saved by :func:`save_checkpoint`; returns (model, meta).  A missing file raises
+    ``FileNotFoundError``, anything that is not such a checkpoint one ``ValueError`` line (the CLIs: exit 2)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist" if not p.exists()
+                                else f"checkpoint {str(path)!r} is not a file")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - garbage, truncated or foreign files: one line, no traceback
+        raise ValueError(f"{path}: not a toy checkpoint (`python -m toy train` writes model.pt): cannot load it "
+                         f"({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != "toy.EpsMLP/1":
+        raise ValueError(f"{path}: not a toy EpsMLP checkpoint (`python -m toy train` writes model.pt)")
+    try:
+        if schedule is None:
+            from theory.schedules import schedule_from_dict
 
-        schedule = schedule_from_dict(payload["schedule"])
-    mcfg = ModelConfig(**payload["model_config"])
-    model = EpsMLP(mcfg, schedule, dtype=_DTYPES[payload["dtype"]])
-    model.load_state_dict(payload["state_dict"])
+            schedule = schedule_from_dict(payload["schedule"])
+        mcfg = ModelConfig(**payload["model_config"])
+        model = EpsMLP(mcfg, schedule, dtype=_DTYPES[payload["dtype"]])
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{path}: damaged toy checkpoint ({type(exc).__name__}: {exc})") from None
     model.eval()
-    return model, payload["meta"]
+    return model, payload.get("meta", {})

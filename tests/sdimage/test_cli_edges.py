@@ -75,3 +75,38 @@ def test_outputs_get_the_usual_file_mode(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(png.stat().st_mode) == 0o644 and stat.S_IMODE(js.stat().st_mode) == 0o644
+
+
+def test_sdimage_errors_are_the_shared_bad_input():
+    from cliutil import BadInput
+
+    from sdimage.errors import SdImageError
+
+    assert issubclass(SdImageError, BadInput) and issubclass(SdImageError, ValueError)
+
+
+def test_long_cpu_runs_get_a_one_line_estimate(tiny_pipe, capsys):
+    from sdimage.cli_common import note_if_slow, unet_flops
+
+    assert abs(unet_flops(859_520_964, 64 * 64) / 0.8033e12 - 1) < 0.05  # SD-1.5 at 512² (flop counter)
+    assert abs(unet_flops(859_520_964, 128 * 128) / 4.674e12 - 1) < 0.05  # and at 1024²
+    est = note_if_slow(tiny_pipe, 64, 64, 100, flops_per_s=1e12)
+    assert est < 1 and capsys.readouterr().err == ""
+    est = note_if_slow(tiny_pipe, 1024, 1024, 100, flops_per_s=1e3, what="translate")  # a very slow "CPU"
+    err = capsys.readouterr().err
+    assert est > 120 and err.count("\n") == 1 and err.startswith("note: translate will take roughly")
+
+
+def test_float16_on_the_cpu_gets_one_accurate_line(tiny_model_dir, capfd):
+    """Not diffusers' three "running them will fail" warnings (it runs): one line of ours."""
+    from argparse import Namespace
+
+    from cliutil import quiet_third_party_logs
+    from sdimage.cli_common import pipeline_from_args
+
+    args = Namespace(model=str(tiny_model_dir), device="cpu", dtype="float16", attention_slicing=False,
+                     vae_slicing=False, vae_tiling=False, cpu_offload=False)
+    with quiet_third_party_logs():
+        pipeline_from_args(args)
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "float16 on the CPU works" in err and "will fail" not in err

@@ -210,3 +210,107 @@ def test_split_across_processes_matches_single_process(tiny_pipe, tmp_path, monk
     for k in range(3):
         got = next(p for p in (tmp_path / "rank0" / f"s{k}.png", tmp_path / "rank1" / f"s{k}.png") if p.exists())
         assert np.array_equal(np.asarray(Image.open(single / f"s{k}.png")), np.asarray(Image.open(got)))
+
+
+# ------------------------------------------------------------------------------------------ result names, resume
+
+
+def _ids(alphabet="a_%/", longest=6):
+    """Every sample id (non-empty path segments) over ``alphabet`` up to ``longest`` characters."""
+    import itertools
+
+    for k in range(1, longest + 1):
+        for t in itertools.product(alphabet, repeat=k):
+            s = "".join(t)
+            if all(s.split("/")):
+                yield s
+
+
+def test_result_names_are_injective_exhaustively():
+    from sdimage.dragbench import key_to_id
+
+    ids = list(_ids())
+    keys = [sample_key(s) for s in ids]
+    assert len(set(keys)) == len(ids) > 2000
+    for s, k in zip(ids, keys):
+        assert "/" not in k and key_to_id(k) == s
+    assert sample_key("animals/JH_2023-09-14") == "animals__JH_2023-09-14"  # the usual ids stay readable
+    assert sample_key("a__b") == "a%5F%5Fb" != sample_key("a/b") == "a__b"
+    assert sample_key("a_/b") != sample_key("a/_b")
+    assert sample_key("metrics") == "%6Detrics" and sample_key("Manifest") == "%4Danifest"
+
+
+@pytest.mark.parametrize("_", [0])
+def test_result_names_roundtrip_property(_):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from sdimage.dragbench import key_to_id
+
+    seg = st.text(alphabet="ab_%M./é-", min_size=1, max_size=8)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(seg, min_size=1, max_size=4), st.lists(seg, min_size=1, max_size=4))
+    def check(a, b):
+        x, y = "/".join(a), "/".join(b)
+        assert key_to_id(sample_key(x)) == x
+        assert (sample_key(x) == sample_key(y)) == (x == y)
+
+    check()
+
+
+def test_runner_names_verifies_resume_and_records_settings(tiny_pipe, tmp_path):
+    """'a__b' (SDE-Drag layout) and 'a/b' (DragDiffusion layout) both survive; a 0-byte PNG, a truncated PNG or a PNG
+    without its JSON is redone; the settings are in manifest.json and a resume with others is refused."""
+    from sdimage.dragbench import MANIFEST, _result_ok
+    from sdimage.drag import DragConfig
+
+    root = tmp_path / "bench"
+    write_sample(make_sample(5, n=1), root / "a__b", "sde-drag")
+    write_sample(make_sample(6, n=1), root / "a" / "b", "dragdiffusion")
+    write_sample(make_sample(7, n=1), root / "c", "sde-drag")
+    cfg = DragConfig(steps=2, t0=0.5, lora_steps=0, step_size=20.0, guidance_max=1.0)
+    out = tmp_path / "out"
+    s = run_dragbench(tiny_pipe, root, out, sampler="ode", config=cfg, progress=False)
+    assert s["ran"] == 3
+    assert sorted(p.name for p in out.glob("*.png")) == ["a%5F%5Fb.png", "a__b.png", "c.png"]
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["settings"]["sampler"] == "ode" and manifest["settings"]["config"]["steps"] == 2
+    assert all(_result_ok(out, sid, manifest["settings"]) for sid in ("a__b", "a/b", "c"))
+
+    (out / "a__b.png").write_bytes(b"")  # 0 bytes
+    data = (out / "c.png").read_bytes()
+    (out / "c.png").write_bytes(data[: len(data) // 2])  # truncated
+    (out / "a%5F%5Fb.json").unlink()  # PNG without its JSON
+    again = run_dragbench(tiny_pipe, root, out, sampler="ode", config=cfg, progress=False)
+    assert again["ran"] == 3 and again["skipped"] == 0
+    assert run_dragbench(tiny_pipe, root, out, sampler="ode", config=cfg, progress=False)["ran"] == 0
+
+    with pytest.raises(SdImageError, match=r"other settings \(sampler 'ode' -> 'sde', steps 2 -> 4"):
+        run_dragbench(tiny_pipe, root, out, sampler="sde", config=DragConfig(**{**cfg.to_dict(), "steps": 4}),
+                      progress=False)
+    (out / MANIFEST).unlink()  # a folder from before manifests: its result JSONs still say how they were made
+    with pytest.raises(SdImageError, match="sampler 'ode' -> 'sde'"):
+        run_dragbench(tiny_pipe, root, out, sampler="sde", config=cfg, progress=False)
+    over = run_dragbench(tiny_pipe, root, out, sampler="sde", config=cfg, progress=False, overwrite=True)
+    assert over["ran"] == 3  # nothing of the other settings is trusted
+    assert json.loads((out / MANIFEST).read_text())["settings"]["sampler"] == "sde"
+    m = evaluate_dragbench(root, out, lpips=lambda a, b: 0.0, progress=False)
+    assert m["evaluated"] == 3 and m["missing"] == []
+
+
+@pytest.mark.parametrize("what, msg", [
+    ("inf", "non-finite coordinate"), ("string-point", "pairs of finite numbers"),
+    ("ragged-mask", "'mask' must be an H×W array of numbers"), ("string-mask", "'mask' must be an H×W array"),
+])
+def test_hostile_sample_values_are_one_line_errors(tmp_path, what, msg):
+    d = write_sample(make_sample(8, n=1), tmp_path / "s", "dragdiffusion" if "mask" in what else "sde-drag")
+    if what == "inf":
+        (d / "prompt.json").write_text('{"prompt": "x", "source": [[Infinity, 2]], "target": [[5, 6]]}')
+    elif what == "string-point":
+        (d / "prompt.json").write_text('{"prompt": "x", "source": ["12"], "target": [[5, 6]]}')
+    else:
+        mask = [[0, 1], [1]] if what == "ragged-mask" else "abc"
+        (d / "meta_data.pkl").write_bytes(pickle.dumps({"prompt": "x", "points": [[1, 2], [5, 6]], "mask": mask}))
+    with pytest.raises(SdImageError, match=msg):
+        read_sample(d)

@@ -37,6 +37,10 @@ def test_drag_cli_end_to_end(tiny_model_dir, tiny_image_path, tiny_mask_path, tm
     assert Image.open(out).size == (64, 64)
     gif = Image.open(frames / "trajectory.gif")
     assert gif.n_frames == m + 1 and len(list(frames.glob("drag_*.png"))) == m + 1
+    index = json.loads((frames / "frames.json").read_text())  # each frame: file, operation, its latent points
+    assert [f["file"] for f in index["frames"]] == [f"drag_{k:03d}.png" for k in range(m + 1)]
+    assert index["frames"][0]["op"] == 0 and "latent_sources" not in index["frames"][0]
+    assert index["frames"][1]["latent_sources"] == meta["op_path"][0]["sources"]
     # outside the mask the picture is (nearly: VAE round trip) the reconstruction -- and re-dragging reuses LoRA
     rc, so, se = run(capsys, "drag", "--model", tiny_model_dir, "--image", tiny_image_path, "--source", "24,30",
                      "--target", "32,30", "--prompt", "a cat", "--sampler", "ode", "--lora-steps", "1",
@@ -83,6 +87,27 @@ def test_drag_cli_missing_image_and_bad_model(tmp_path, tiny_image_path, capsys)
     rc, _, se = run(capsys, "drag", "--model", tmp_path, "--image", tiny_image_path, "--source", "1,1",
                     "--target", "5,5", "--prompt", "x", "--out", tmp_path / "o.png")
     assert rc == 2 and len(se.strip().splitlines()) == 1 and not (tmp_path / "o.png").exists()
+
+
+def test_drag_resizes_like_every_command(tiny_model_dir, tmp_path, capsys):
+    """A 65x67 picture is resized down to the VAE factor (as inpaint / translate do) and the points go with it;
+    --strict-size refuses it instead."""
+    rng = np.random.default_rng(0)
+    img = tmp_path / "odd.png"
+    Image.fromarray(rng.integers(0, 256, (67, 65, 3), dtype=np.uint8)).save(img)
+    out = tmp_path / "o.png"
+    args = ["drag", "--model", tiny_model_dir, "--image", img, "--source", "64,10", "--target", "40,66", "--prompt",
+            "x", "--lora-steps", "0", "--step-size", "50", "--out", out, *FAST]
+    rc, so, se = run(capsys, *args)
+    assert rc == 0, se
+    assert "resized to 64x66" in se and "points scaled from the 65x67 input" in se
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["image_size"] == [64, 66] and meta["input_image"]["size"] == [65, 67]
+    assert meta["sources"] == [[63, 9]] and meta["targets"] == [[39, 65]]  # floor(p * new / old)
+    assert Image.open(out).size == (64, 66)
+    out.unlink()
+    rc, so, se = run(capsys, *args, "--strict-size")
+    assert rc == 2 and "not divisible by the VAE factor" in se and not out.exists()
 
 
 def make_sample(seed=0, size=64, n=2, prompt="a photo of a cat"):

@@ -75,6 +75,9 @@ def test_two_processes_split_once_and_equal_one_process(bench, tmp_path):
     assert sorted(ran[0] + ran[1]) == ids  # each sample dragged by exactly one process
     pngs = sorted(p.name for p in one.glob("*.png"))
     assert pngs == ["animals__d3.png", "animals__d4.png", "s0.png", "s1.png", "s2.png"]
+    manifests = [json.loads((d / "manifest.json").read_text()) for d in (one, two)]  # written once, by rank 0
+    assert manifests[0]["settings"] == manifests[1]["settings"] and manifests[1]["settings"]["config"]["steps"] == 4
+    assert not list(two.glob(".*.tmp"))
     for name in pngs:
         assert (one / name).read_bytes() == (two / name).read_bytes()
         meta = json.loads((two / name).with_suffix(".json").read_text())

@@ -5,16 +5,38 @@ import argparse
 import time
 from pathlib import Path
 
+from cliutil import BadInput, OneLineParser, check_int, check_new_file, check_number
+
 from ..io import run_command
 
-__all__ = ["add_parser", "build_parser", "main", "train_command", "EXPERIMENTS"]
+__all__ = ["add_parser", "build_parser", "main", "train_command", "EXPERIMENTS", "check_learned_checkpoint"]
 
 EXPERIMENTS = ("inpaint", "translate", "diffedit", "drag", "all")
+
+
+def check_learned_checkpoint(path) -> None:
+    """A learned-UNet checkpoint (``python -m toy digits train`` writes one) that loads; one line otherwise."""
+    from .learned import load_learned
+
+    try:
+        load_learned(path)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - garbage, truncated or foreign files: one line, no traceback
+        raise BadInput(f"--checkpoint {str(path)!r} is not a learned digits UNet checkpoint "
+                       f"(`python -m toy digits train` writes one): {type(exc).__name__}") from None
 
 
 def _run(args) -> int:
     import torch
 
+    from ..cli import check_common_args
+
+    check_common_args(args)
+    if args.model == "learned":
+        check_learned_checkpoint(args.checkpoint)
+    elif args.checkpoint is not None:
+        raise BadInput("--checkpoint is used by --model learned only")
     torch.set_num_threads(max(1, args.threads))
     from .common import make_context
     from .suite import run_all, run_experiment
@@ -31,20 +53,49 @@ def _run(args) -> int:
     return 0
 
 
+def _channels(text: str) -> tuple[int, ...]:
+    try:
+        ch = tuple(int(c) for c in str(text).split(","))
+    except ValueError:
+        raise BadInput(f"--channels must be comma-separated integers such as 16,32,32, got {text!r}") from None
+    if not 1 <= len(ch) <= 4:
+        raise BadInput(f"--channels takes 1 to 4 levels (16×16 images), got {len(ch)}")
+    for c in ch:
+        check_int(c, "--channels", 8, 1024)
+        if c % 8:  # the UNet's group norm has 8 groups
+            raise BadInput(f"--channels must be multiples of 8 (group norm), got {c}")
+    return ch
+
+
+def _check_train_args(args):
+    """Every train flag before any folder is made or any step is run."""
+    from ..cli import check_common_args
+    from .learned import TrainConfig, UNetConfig
+
+    check_common_args(args)
+    check_number(args.minutes, "--minutes", 0.0, 24 * 60.0, lo_open=True)
+    check_int(args.max_steps, "--max-steps", 1, 10_000_000)
+    check_number(args.lr, "--lr", 0.0, 1.0, lo_open=True)
+    check_int(args.batch_size, "--batch-size", 1, 65_536)
+    check_int(args.warmup, "--warmup", 1, 10_000_000)
+    check_number(args.ema_decay, "--ema-decay", 0.0, 1.0, hi_open=True)
+    if args.save:
+        check_new_file(args.save, "--save", [".pt"])
+    cfg = TrainConfig(minutes=args.minutes, max_steps=args.max_steps, seed=args.seed, lr=args.lr,
+                      batch_size=args.batch_size, warmup=args.warmup, ema_decay=args.ema_decay)
+    return cfg, UNetConfig(block_out_channels=_channels(args.channels))
+
+
 def _train(args) -> int:
     import torch
 
+    cfg, ucfg = _check_train_args(args)
     torch.set_num_threads(max(1, args.threads))
     from .data import load_digits
-    from .learned import TrainConfig, train_unet
+    from .learned import train_unet
     from .mixture import build_mixture
 
-    from .learned import UNetConfig
-
     mix = build_mixture(load_digits())
-    cfg = TrainConfig(minutes=args.minutes, max_steps=args.max_steps, seed=args.seed, lr=args.lr,
-                      batch_size=args.batch_size, warmup=args.warmup, ema_decay=args.ema_decay)
-    ucfg = UNetConfig(block_out_channels=tuple(int(c) for c in args.channels.split(",")))
     meta = train_unet(mix, args.out, cfg, ucfg, final_path=args.save, command=train_command(args))
     print(f"trained {meta['steps']} steps in {meta['train_seconds']:.0f} s; "
           f"score error {meta['score_error']['mean_sq_eps_error']:.4g}; wrote {Path(args.out) / 'unet_digits16.pt'}")
@@ -65,6 +116,11 @@ def train_command(args) -> str:
 def _train_classifier(args) -> int:
     import torch
 
+    from ..cli import check_common_args
+
+    check_common_args(args)
+    check_int(args.epochs, "--epochs", 1, 10_000)
+    check_new_file(args.save, "--save", [".pt"])
     torch.set_num_threads(max(1, args.threads))
     from .data import load_digits
     from .metrics import train_classifier
@@ -120,8 +176,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m toy.digits", description="Digits test bed: SDE vs ODE editing.")
-    _add_commands(parser.add_subparsers(dest="digits_command", required=True))
+    parser = OneLineParser(prog="python -m toy.digits", description="Digits test bed: SDE vs ODE editing.")
+    _add_commands(parser.add_subparsers(dest="digits_command", required=True, parser_class=OneLineParser))
     return parser
 
 

