@@ -251,3 +251,24 @@ def test_image_size_not_divisible_is_resized_or_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error:") and "not divisible by" in err and "4" in err
     assert not (tmp_path / "p.png").exists()
+
+
+def test_dragbench_runs_on_every_family(arch_pipe, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from sdimage.drag import DragConfig
+    from sdimage.dragbench import DragSample, run_dragbench, write_sample
+
+    rng = np.random.default_rng(3)
+    mask = np.zeros((64, 64), bool)
+    mask[8:56, 4:60] = True
+    sample = DragSample(Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)), "a photo of a cat",
+                        [(10, 20)], [(30, 22)], mask)
+    root = tmp_path / "bench"
+    write_sample(sample, root / "a", "sde-drag")
+    cfg = DragConfig(steps=4, t0=0.5, lora_steps=0, step_size=20.0)
+    summary = run_dragbench(arch_pipe, root, tmp_path / "out", sampler="sde", config=cfg, progress=False)
+    assert summary["ran"] == 1
+    meta = json.loads((tmp_path / "out" / "a.json").read_text())
+    assert meta["arch"] == backbone(arch_pipe).arch
