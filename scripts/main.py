@@ -12,19 +12,26 @@ import sys
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def stages(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
     q = ["--quick"] if quick else []
     tiny = out / "sdimage" / "tiny-model"
+    tiny_flux = out / "sdimage" / "tiny-flux-model"
     img = out / "sdimage" / "input.png"
     return [
         ("theory", ["-m", "theory", "demo", "--out", str(out / "theory")]),
         ("toy kl-curves", ["-m", "toy", "kl-curves", *q, "--out", str(out / "toy" / "kl-curves")]),
+        ("toy kl-curves rectified-flow", ["-m", "toy", "kl-curves", *q, "--config",
+                                          str(ROOT / "examples" / "toy" / "kl_curves_rectified_flow.json"),
+                                          "--out", str(out / "toy" / "kl-curves-rectified-flow")]),
         ("toy editing", ["-m", "toy", "editing", *q, "--out", str(out / "toy" / "editing")]),
         ("toy study", ["-m", "toy", "study", *q, "--out", str(out / "toy" / "study")]),
         ("digits", ["-m", "toy", "digits", "all", *q, "--out", str(out / "digits")]),
         ("toy score-error", ["-m", "toy", "score-error", *q, "--out", str(out / "toy" / "score-error")]),
-        ("toy shapes drag", ["-m", "toy", "shapes", "drag", *q, "--out", str(out / "toy" / "shapes")]),
+        ("toy shapes drag", ["-m", "toy", "shapes", "drag", *q, "--out", str(out / "toy" / "shapes"),
+                             "--cache", str(out / "cache" / "shapes")]),
         ("sdimage tiny model", ["-m", "sdimage", "make-tiny-model", str(tiny), "--force"]),
         ("sdimage demo image", ["-m", "scripts.demo_image", str(img)]),
         ("sdimage translate (sde)", ["-m", "sdimage", "translate", "--model", str(tiny), "--image", str(img),
@@ -36,6 +43,11 @@ def stages(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("sdimage drag (sde)", ["-m", "sdimage", "drag", "--model", str(tiny), "--image", str(img),
                                 "--source", "20,20", "--target", "36,28", "--prompt", "a photo", "--sampler", "sde",
                                 "--steps", "20", "--lora-steps", "0", "--out", str(out / "sdimage" / "drag_sde.png")]),
+        ("sdimage tiny flux model", ["-m", "sdimage", "make-tiny-model", str(tiny_flux), "--arch", "flux", "--force"]),
+        ("sdimage drag flux (sde)", ["-m", "sdimage", "drag", "--model", str(tiny_flux), "--image", str(img),
+                                     "--source", "20,20", "--target", "36,28", "--prompt", "a photo", "--sampler",
+                                     "sde", "--steps", "20", "--lora-steps", "0",
+                                     "--out", str(out / "sdimage" / "drag_flux_sde.png")]),
     ]
 
 

@@ -240,22 +240,34 @@ def _digits(results: Path, out: str) -> list[Row]:
 
 
 def _shapes(results: Path, out: str) -> list[Row]:
-    """Drag test bed with ground truth: paired ODE − SDE at the official defaults (position, success, realism)."""
+    """Drag test bed with ground truth: paired ODE − SDE at the official defaults, per task family (one object /
+    two-object scenes) and score (exact / learned UNet): position, success, realism, and whether the other object
+    stayed."""
     rel = f"{out}/report.json"
+    rep = _load(results, rel)
+    measures = {"single": (("position_error_px", "position error (px)", True), ("success_rate", "success rate", False),
+                           ("nll", "NLL under p0", True)),
+                "pair": (("success_rate", "success rate", False),
+                         ("other_shift_px", "other object's shift (px)", True))}
     rows = []
-    for key, what, lower_better in (("position_error_px", "position error (px)", True),
-                                    ("success_rate", "success rate", False), ("nll", "NLL under p0", True)):
-        base = ("defaults", "paired_ode_minus_sde", key)
-        d = _get(_load(results, rel), base)
-        lo, hi = d["mean"] - d["ci95"], d["mean"] + d["ci95"]
-        sde_better = (lo > 0) if lower_better else (hi < 0)
-        ode_better = (hi < 0) if lower_better else (lo > 0)
-        rows.append(Row(f"drag test bed: {what}", "official defaults",
-                        [_num(results, rel, "defaults", "methods", "ODE", key, "mean", fmt="{:.3g}"),
-                         _num(results, rel, "defaults", "methods", "SDE", key, "mean", fmt="{:.3g}"),
-                         _num(results, rel, *base, "mean", fmt="{:+.3g}"), _num(results, rel, *base, "ci95")],
-                        "SDE" if sde_better else ("ODE" if ode_better else "neither"),
-                        "ODE {0}, SDE {1}; Δ ODE − SDE {2} ± {3}"))
+    for fam in ("single", "pair"):
+        for model in ("exact", "learned"):
+            if fam not in rep.get("results", {}).get(model, {}):
+                continue
+            what = "one object" if fam == "single" else "two objects"
+            for key, label, lower_better in measures[fam]:
+                res = ("results", model, fam, "defaults")
+                base = res + ("paired_ode_minus_sde", key)
+                d = _get(rep, base)
+                lo, hi = d["mean"] - d["ci95"], d["mean"] + d["ci95"]
+                sde_better = (lo > 0) if lower_better else (hi < 0)
+                ode_better = (hi < 0) if lower_better else (lo > 0)
+                rows.append(Row(f"drag test bed ({what}, {model} score): {label}", "official defaults",
+                                [_num(results, rel, *res, "methods", "ODE", key, "mean", fmt="{:.3g}"),
+                                 _num(results, rel, *res, "methods", "SDE", key, "mean", fmt="{:.3g}"),
+                                 _num(results, rel, *base, "mean", fmt="{:+.3g}"), _num(results, rel, *base, "ci95")],
+                                "SDE" if sde_better else ("ODE" if ode_better else "neither"),
+                                "ODE {0}, SDE {1}; Δ ODE − SDE {2} ± {3}"))
     return rows
 
 
@@ -320,7 +332,10 @@ def build_sections(results: Path, summary: list[dict]) -> list[Section]:
         key = next((k for k in BUILDERS if name == k or name.startswith(k + " ")), None)
         out = stage_out_dir(cmd)
         folder = None if out is None else _rel(results, out)
-        sec = Section(name, TITLES.get(key, name) if key != "sdimage" else name)
+        title = TITLES.get(key, name) if key != "sdimage" else name
+        if key is not None and key != "sdimage" and name != key:  # a variant of a stage (e.g. another schedule)
+            title = f"{title}: {name[len(key) + 1:]}"
+        sec = Section(name, title)
         if st["exit_code"] != 0:
             sec.note = f"this stage failed (exit code {st['exit_code']}); see the main job's output"
         elif key is not None:
@@ -329,6 +344,9 @@ def build_sections(results: Path, summary: list[dict]) -> list[Section]:
                     BUILDERS[key](results, name, [c if c != out else folder for c in cmd])
             except (OSError, KeyError, ValueError, json.JSONDecodeError) as err:
                 sec.note = f"could not read this stage's report: {err}"
+            if key != "sdimage" and name != key:  # a variant's verdicts say which variant
+                for row in sec.rows:
+                    row.what = f"{row.what} ({name[len(key) + 1:]})"
         if key == "sdimage":
             p = Path(cmd[cmd.index("--out") + 1]) if "--out" in cmd else None
             if p is not None and p.suffix == ".png" and (results / _rel(results, p)).exists():
