@@ -7,12 +7,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from cliutil import MAX_SEED, check_int
+
 from .errors import ConfigError
 from .mixtures import GaussianMixture, mixture_from_dict
 from .schedules import Schedule, schedule_from_dict
 
 METHODS = ("auto", "gaussian", "grid", "reversal", "particles")
 SAMPLERS = ("sde", "ode")
+GRID_MIN = 16
+GRID_MAX = {1: 25_600, 2: 1_200}   # cells per axis of the grid method (memory and time stay sane)
+MAX_CONFIG_BYTES = 64 * 2 ** 20
+N_STEPS_MAX = 100_000             # any method; each method has its own, smaller bound (theory.verify.STEP_CAPS)
 _KEYS = {"schedule", "data", "edited", "t0", "t_end", "sampler", "grid", "n_steps", "seed", "tol"}
 
 
@@ -80,18 +86,26 @@ def config_from_dict(d: Any) -> VerifyConfig:
     sampler = d.get("sampler", "sde")
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {sampler!r}; expected sde or ode")
+    dim = data.dim
     grid = d.get("grid")
     if grid is not None:
-        g = [grid] if isinstance(grid, int) else grid
-        if not isinstance(g, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 16 for v in g):
-            raise ConfigError("grid must be an integer >= 16 or a list of them (cells per axis)")
-        grid = tuple(g)
+        if dim > 2:
+            raise ConfigError(f"grid (cells per axis) is for the grid method, which is 1-D/2-D only; this config is "
+                              f"{dim}-D (use the gaussian, reversal or particles method and drop grid)")
+        g = [grid] if isinstance(grid, int) and not isinstance(grid, bool) else grid
+        counts = "one integer" if dim == 1 else "one or two integers"
+        if not isinstance(g, list) or not g:
+            raise ConfigError(f"grid must be an integer or a list of {counts} (cells per axis), got {grid!r}")
+        if len(g) not in (1, dim):
+            raise ConfigError(f"grid must be an integer or a list of {counts} for this {dim}-D config "
+                              f"(cells per axis), got {len(g)} numbers")
+        for v in g:
+            check_int(v, "grid (cells per axis)", GRID_MIN, GRID_MAX[dim], error=ConfigError)
+        grid = tuple(int(v) for v in g)
     n_steps = d.get("n_steps")
-    if n_steps is not None and (isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 2):
-        raise ConfigError("n_steps must be an integer >= 2")
+    check_int(n_steps, "n_steps", 2, N_STEPS_MAX, error=ConfigError)
     seed = d.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError("seed must be an integer")
+    check_int(seed, "seed", 0, MAX_SEED, error=ConfigError)
     tol = check_tol(d["tol"]) if d.get("tol") is not None else None
     return VerifyConfig(schedule, data, edited, t0, t_end, sampler, grid, n_steps, seed, tol)
 
@@ -100,9 +114,17 @@ def load_config(path: str | Path) -> VerifyConfig:
     """Read and validate a JSON config file."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
+        raise ConfigError(f"config file not found: {p}" if not p.exists() else f"config {p} is not a file")
+    if p.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config {p} is larger than {MAX_CONFIG_BYTES // 2**20} MiB (the bound)")
+
+    def no_constant(name: str):  # json accepts NaN / Infinity tokens by default; they are not JSON numbers
+        raise ConfigError(f"config {p} contains {name}, which is not a JSON number (use finite numbers)")
+
     try:
-        d = json.loads(p.read_text())
+        d = json.loads(p.read_text(encoding="utf-8"), parse_constant=no_constant)
+    except RecursionError:
+        raise ConfigError(f"config {p} is nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"malformed JSON in {p}: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -1,13 +1,15 @@
 """Built-in verification cases: `python -m theory demo --out DIR` writes report.json and KL-curve PNGs."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cliutil import atomic_path, check_writable_dir, write_json_atomic
+
 from .config import config_from_dict
+from .errors import ConfigError
 from .verify import verify
 
 EXAMPLE = {"schedule": {"kind": "vp-linear", "beta_min": 0.1, "beta_max": 20.0},
@@ -45,15 +47,27 @@ def builtin_cases(quick: bool = False) -> list[tuple[str, dict[str, Any], str]]:
     return cases
 
 
+def check_outputs(out_dir: str, quick: bool = False) -> Path:
+    """Before any work: the folder can be written (or created), no output name is taken by a folder, and every
+    built-in config is valid (ConfigError, a cliutil.BadInput, otherwise)."""
+    out = check_writable_dir(out_dir, "--out", error=ConfigError)
+    names = ["report.json"] + [f"kl_{name}.png" for name, _, _ in builtin_cases(quick)]
+    for n in names:
+        if (out / n).is_dir():
+            raise ConfigError(f"--out: {str(out / n)!r} is a folder, so {n} cannot be written there")
+    for _, cfg, _ in builtin_cases(quick):
+        config_from_dict(cfg)
+    return out
+
+
 def run_builtin(out_dir: str, quick: bool = False) -> dict[str, Any]:
     """Verify every built-in case, write out_dir/report.json and out_dir/kl_<case>.png; return a summary."""
     import matplotlib.pyplot as plt  # no backend switch here: pyplot falls back to Agg without a display
 
-    out = Path(out_dir)
+    out = check_outputs(out_dir, quick)
     out.mkdir(parents=True, exist_ok=True)
     reports: dict[str, Any] = {}
     for name, cfg, method in builtin_cases(quick):
-        config_from_dict(cfg)
         rep = verify(cfg, method)
         rep["config"] = cfg
         reports[name] = rep
@@ -77,9 +91,10 @@ def run_builtin(out_dir: str, quick: bool = False) -> dict[str, Any]:
         ax.set_title(f"{name}: rel. residual {rep['relative_residual']:.1e}")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out / f"kl_{name}.png", dpi=110)
+        with atomic_path(out / f"kl_{name}.png") as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
-    (out / "report.json").write_text(json.dumps(reports, indent=1))
+    write_json_atomic(out / "report.json", reports, indent=1)
     summary = {name: {k: r[k] for k in ("method", "sampler", "kl_start", "kl_end", "kl_drop", "fisher_integral",
                                         "relative_residual", "seconds")} for name, r in reports.items()}
     return {"out": str(out), "cases": summary}

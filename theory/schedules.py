@@ -243,8 +243,12 @@ class DiscreteDDPM(Schedule):
     @classmethod
     def from_diffusers_config(cls, cfg: Mapping[str, Any]) -> "DiscreteDDPM":
         """Build from a diffusers scheduler config (beta_schedule linear or scaled_linear)."""
-        T = int(cfg.get("num_train_timesteps", 1000))
-        b0, b1 = float(cfg.get("beta_start", 1e-4)), float(cfg.get("beta_end", 0.02))
+        T = cfg.get("num_train_timesteps", 1000)
+        if isinstance(T, bool) or not isinstance(T, int) or not 2 <= T <= MAX_DDPM_STEPS:
+            raise ConfigError(f"schedule.num_train_timesteps must be an integer in [2, {MAX_DDPM_STEPS}], got {T!r}")
+        b0, b1 = _num(cfg, "beta_start", 1e-4), _num(cfg, "beta_end", 0.02)
+        if not 0.0 < b0 <= b1 < 1.0:
+            raise ConfigError(f"ddpm needs 0 < beta_start <= beta_end < 1, got {b0}, {b1}")
         kind = cfg.get("beta_schedule", "linear")
         if kind == "linear":
             betas = np.linspace(b0, b1, T)
@@ -253,6 +257,9 @@ class DiscreteDDPM(Schedule):
         else:
             raise ConfigError(f"unsupported beta_schedule {kind!r} (linear, scaled_linear)")
         return cls.from_betas(betas)
+
+
+MAX_DDPM_STEPS = 100_000   # bound on a discrete schedule's length
 
 
 def _num(d: Mapping[str, Any], key: str, default: float) -> float:
@@ -285,9 +292,10 @@ def schedule_from_dict(d: Mapping[str, Any]) -> Schedule:
     if kind == "ve":
         return VE(_num(d, "sigma_min", 0.01), _num(d, "sigma_max", 50.0))
     if "alphas_cumprod" in d:
-        try:
-            ac = np.asarray(d["alphas_cumprod"], dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"schedule.alphas_cumprod is not a numeric array: {exc}") from None
+        from .errors import numeric_array
+
+        ac = numeric_array(d["alphas_cumprod"], "schedule.alphas_cumprod", MAX_DDPM_STEPS)
+        if ac.ndim != 1:
+            raise ConfigError("schedule.alphas_cumprod must be a flat list of numbers")
         return DiscreteDDPM(ac)
     return DiscreteDDPM.from_diffusers_config(d)

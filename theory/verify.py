@@ -17,6 +17,52 @@ from .reversal import reversal_monte_carlo, reversal_quadrature
 
 GRID_DEFAULTS = {1: (400, 128), 2: (200, 64)}   # cells per axis, time steps of the grid method
 TOL_CAPS = {1: (12800, 4096), 2: (600, 512)}     # refinement limits of tol
+# bounds on n_steps per method (bad input beyond them: exit 2 naming the bound), and on one grid run's work
+STEP_CAPS = {"gaussian": 100_000, "grid": 16_384, "reversal": 2_000, "reversal-mc": 500, "particles": 20_000}
+GRID_WORK_MAX = 2.0e8   # cells (all axes) x time steps of one grid run: 600 x 600 cells with 512 steps is 1.8e8
+LONG_RUN_S = 60.0       # a grid run estimated longer than this is announced through `progress`
+
+
+def grid_seconds_estimate(cells_total: int, n_steps: int) -> float:
+    """Rough wall time of one grid run with its error estimates (steps n + n/2 + n/4, and n/2 at half the cells),
+    measured on the project's 2-core machine: ~0.5 ms per step plus ~0.6 us per cell and step (1-D defaults 0.2 s,
+    2-D defaults 3.3 s)."""
+    return 2.25 * n_steps * (5e-4 + 6e-7 * cells_total)
+
+
+def _grid_size(cfg: VerifyConfig, cells: tuple[int, ...] | None, n_steps: int) -> tuple[int, int]:
+    c = cells or (GRID_DEFAULTS[cfg.dim][0],)
+    c = tuple(c) * cfg.dim if len(c) == 1 else tuple(c)
+    return int(np.prod(c)), int(n_steps)
+
+
+def check_run(cfg: VerifyConfig, method: str, requested: str = "auto") -> None:
+    """Refuse (ConfigError: exit 2) what the chosen method would ignore or what is beyond its bounds."""
+    if cfg.grid is not None and method != "grid":
+        why = " (auto's choice for single-Gaussian data and edited)" if requested == "auto" and method == "gaussian" \
+            else " (auto's choice in 3-D and above)" if requested == "auto" else ""
+        raise ConfigError(f"grid (cells per axis) is only used by the grid method, but this run uses method "
+                          f"{method}{why}; drop grid or pass --method grid")
+    if cfg.n_steps is None:
+        if method == "grid":
+            method_n = GRID_DEFAULTS[cfg.dim][1] if cfg.dim in GRID_DEFAULTS else 0
+        else:
+            return
+    else:
+        method_n = cfg.n_steps
+    key = "reversal-mc" if method == "reversal" and cfg.dim > 2 else method
+    cap = STEP_CAPS.get(key)
+    if cap is not None and method_n > cap:
+        what = {"gaussian": "output times", "grid": "time steps", "reversal": "quadrature times",
+                "reversal-mc": "Monte Carlo times", "particles": "time steps"}[key]
+        raise ConfigError(f"n_steps = {method_n} is beyond the bound for method {method}"
+                          f"{' in 3-D and above' if key == 'reversal-mc' else ''}: at most {cap} {what}")
+    if method == "grid" and cfg.dim <= 2:
+        cells, steps = _grid_size(cfg, cfg.grid, method_n)
+        if cells * steps > GRID_WORK_MAX:
+            raise ConfigError(f"grid run too large: {cells} cells x {steps} steps = {cells * steps:.3g} cell-steps; "
+                              f"the bound is {GRID_WORK_MAX:.3g} (e.g. 600x600 cells with 512 steps, or 25600 "
+                              f"cells with 7800 steps in 1-D)")
 
 
 def choose_method(cfg: VerifyConfig) -> str:
@@ -49,7 +95,12 @@ def auto_grid(cfg: VerifyConfig, cells: tuple[int, ...] | None = None):
                   (int(c[0]) + int(c[0]) % 2, int(c[1]) + int(c[1]) % 2))
 
 
-def _run_grid(cfg: VerifyConfig, cells: tuple[int, ...] | None, n_steps: int) -> KLPath:
+def _run_grid(cfg: VerifyConfig, cells: tuple[int, ...] | None, n_steps: int, progress=None) -> KLPath:
+    if progress is not None:
+        total, steps = _grid_size(cfg, cells, n_steps)
+        est = grid_seconds_estimate(total, steps)
+        if est > LONG_RUN_S:
+            progress(f"grid run with {total} cells and {steps} steps, estimated {est:.0f} s")
     if cfg.dim > 2:
         raise ConfigError(f"method grid supports 1-D and 2-D only, this config is {cfg.dim}-D")
     if cells is not None and len(cells) not in (1, cfg.dim):
@@ -77,7 +128,7 @@ def _run_grid(cfg: VerifyConfig, cells: tuple[int, ...] | None, n_steps: int) ->
                        error_estimate=True)
 
 
-def _grid_to_tol(cfg: VerifyConfig, tol: float) -> KLPath:
+def _grid_to_tol(cfg: VerifyConfig, tol: float, progress=None) -> KLPath:
     """Refine the grid method until max(relative residual, its estimated bound) < tol: double the steps when the
     time part of the bound dominates, else the cells (x2 in 1-D, x1.5 per axis in 2-D), up to TOL_CAPS."""
     c0, n0 = GRID_DEFAULTS[cfg.dim] if cfg.dim in GRID_DEFAULTS else (0, 0)
@@ -87,7 +138,7 @@ def _grid_to_tol(cfg: VerifyConfig, tol: float) -> KLPath:
     history = []
     while True:
         path = _run_grid(cfg, (cells,) if cfg.grid is None or len(cfg.grid) == 1 else
-                         tuple(int(round(cells * g / cfg.grid[0])) for g in cfg.grid), steps)
+                         tuple(int(round(cells * g / cfg.grid[0])) for g in cfg.grid), steps, progress)
         err = path.extra["errors"]
         achieved = max(err["relative_residual"], path.relative_residual or 0.0)
         history.append({"cells": list(path.extra["grid_shape"]), "n_steps": path.extra["n_steps"],
@@ -115,13 +166,17 @@ def _grid_to_tol(cfg: VerifyConfig, tol: float) -> KLPath:
             return path
 
 
-def run_method(cfg: VerifyConfig, method: str = "auto", tol: float | None = None) -> KLPath:
+def run_method(cfg: VerifyConfig, method: str = "auto", tol: float | None = None, progress=None) -> KLPath:
     """Dispatch to the Gaussian / grid / reversal / particle implementation (tol: grid refinement, see
-    _grid_to_tol; the Gaussian method is exact to ~1e-11 and ignores it; reversal and particles refuse it)."""
+    _grid_to_tol; the Gaussian method is exact to ~1e-11 and ignores it; reversal and particles refuse it).
+    check_run refuses a grid the method would not use and n_steps / grid sizes beyond the bounds; progress(msg),
+    if given, hears about grid runs estimated to take longer than LONG_RUN_S."""
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    requested = method
     if method == "auto":
         method = choose_method(cfg)
+    check_run(cfg, method, requested)
     s, sch = cfg.sampler, cfg.schedule
     if tol is not None and method in ("reversal", "particles"):
         raise ConfigError(f"tol is supported by the grid and gaussian methods, not by {method}")
@@ -134,8 +189,8 @@ def run_method(cfg: VerifyConfig, method: str = "auto", tol: float | None = None
         if cfg.dim > 2:
             raise ConfigError(f"method grid supports 1-D and 2-D only, this config is {cfg.dim}-D")
         if tol is not None:
-            return _grid_to_tol(cfg, tol)
-        return _run_grid(cfg, cfg.grid, cfg.n_steps or GRID_DEFAULTS[cfg.dim][1])
+            return _grid_to_tol(cfg, tol, progress)
+        return _run_grid(cfg, cfg.grid, cfg.n_steps or GRID_DEFAULTS[cfg.dim][1], progress)
     if method == "reversal":
         if s != "sde":
             raise ConfigError("method reversal applies to the SDE sampler only")
@@ -146,19 +201,25 @@ def run_method(cfg: VerifyConfig, method: str = "auto", tol: float | None = None
         return reversal_monte_carlo(sch, cfg.data, cfg.edited, cfg.t0, cfg.t_end,
                                     n_times=(cfg.n_steps or 10) + 1, seed=cfg.seed)
     if s == "ode":
-        return particles_ode(sch, cfg.data, cfg.edited, cfg.t0, cfg.t_end, seed=cfg.seed)
-    return particles_sde(sch, cfg.data, cfg.edited, cfg.t0, cfg.t_end, seed=cfg.seed)
+        n = cfg.n_steps or 100
+        return particles_ode(sch, cfg.data, cfg.edited, cfg.t0, cfg.t_end, n_steps=n, save_every=max(1, n // 5),
+                             seed=cfg.seed)
+    n = cfg.n_steps or 400
+    return particles_sde(sch, cfg.data, cfg.edited, cfg.t0, cfg.t_end, n_steps=n, save_every=max(1, n // 20),
+                         seed=cfg.seed)
 
 
-def verify(config: Mapping[str, Any] | VerifyConfig, method: str = "auto", tol: float | None = None) -> dict[str, Any]:
+def verify(config: Mapping[str, Any] | VerifyConfig, method: str = "auto", tol: float | None = None,
+           progress=None) -> dict[str, Any]:
     """Verify Thm 3.1 (sde) / Thm 3.2 (ode) for a config dict; returns the report dictionary.
 
     tol (or the config's "tol"; the argument wins): refine until the estimated relative identity error is below
-    it; the report's "tol" entry says whether it was reached and, if not, what limited it."""
+    it; the report's "tol" entry says whether it was reached and, if not, what limited it.  progress(msg): called
+    with a one-line note before a grid run estimated to take over a minute (the CLI prints it on stderr)."""
     cfg = config if isinstance(config, VerifyConfig) else config_from_dict(config)
     tol = cfg.tol if tol is None else check_tol(tol)
     start = time.perf_counter()
-    path = run_method(cfg, method, tol)
+    path = run_method(cfg, method, tol, progress)
     if tol is not None and "tol" not in path.extra:  # gaussian: moment ODEs at rtol 1e-11
         path.extra["tol"] = {"target": tol, "reached": bool((path.relative_residual or 0.0) < tol)}
     report = path.to_dict()

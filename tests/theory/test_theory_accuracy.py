@@ -1,5 +1,6 @@
 """Issue 12: Fisher as accurate as the KL, error estimates that cover the truth, --tol, on a fixed random set."""
 import json
+import time
 
 import numpy as np
 import pytest
@@ -69,14 +70,18 @@ def test_random_set_1d_defaults(i):
     """Defaults (400 cells / 128 steps): relative residual <= 1e-4; the reported bounds cover the residual and the
     error of KL(t_end) against the time-reversal quadrature; solver time (shared 2-core machine) well under 2 s."""
     c = SET_1D[i]
+    cpu = time.process_time()
     r = verify(c, "grid")
+    cpu = time.process_time() - cpu
     err = r["errors"]
     assert r["relative_residual"] <= 1e-4, (i, r["relative_residual"])
     assert r["residual"] <= err["residual"]
     kl0, kl1 = _reference_1d(c)
     assert abs(r["kl_end"] - kl1) <= err["kl_end"] + 1e-9 * kl0
     assert abs(r["kl_start"] - kl0) <= err["kl_start"] + 1e-9 * kl0
-    assert r["seconds"] < 2.0  # goal 0.5 s on an idle machine; see docs/theory.md for the measured numbers
+    # goal 0.5 s on the 2-core machine; CPU time, because the wall time of a shared machine varies 5x with its load
+    # (see docs/theory.md for the measured numbers)
+    assert cpu < 1.0, cpu
 
 
 @pytest.mark.slow
@@ -85,12 +90,14 @@ def test_random_set_2d_defaults_subset(i):
     """The two hardest 2-D cases of the 12 (4: KL(t0) = 6.5; 8: VE, a 33-wide grid for features of sd 0.18) at the
     defaults, 200^2 / 64 steps: relative residual <= 1e-3, the bounds cover it and the KL(t_end) error."""
     c = SET_2D[i]
+    cpu = time.process_time()
     r = verify(c, "grid")
+    cpu = time.process_time() - cpu
     assert r["relative_residual"] <= 1e-3, (i, r["relative_residual"])
     assert r["residual"] <= r["errors"]["residual"]
     ref = _reference(c, 20)
     assert abs(r["kl_end"] - ref.kl_end) <= r["errors"]["kl_end"] + 1e-5 * ref.kl_start
-    assert r["seconds"] < 40.0  # goal 20 s
+    assert cpu < 20.0, cpu  # goal 20 s (CPU time: see the 1-D test)
 
 
 @pytest.mark.slow
@@ -190,8 +197,8 @@ def test_bad_tol_config(bad, tmp_path, capsys):
     p.write_text(json.dumps(d))
     rc = cli.main(["verify", str(p), "--method", "gaussian"])
     if bad is None:  # "tol": null means no tolerance; gaussian refuses the mixture (a different one-line error)
-        assert rc == 1 and "gaussian" in capsys.readouterr().err
+        assert rc == 2 and "gaussian" in capsys.readouterr().err
         return
-    assert rc == 1
+    assert rc == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: tol must be")

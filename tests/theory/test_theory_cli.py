@@ -1,4 +1,5 @@
-"""CLI: example config, every bad-input case gives one stderr line, non-zero exit, no traceback."""
+"""CLI: example config, every bad-input case gives one stderr line, exit 2, no traceback (more cases:
+test_cli_bad_input.py)."""
 import json
 import subprocess
 import sys
@@ -37,7 +38,7 @@ BAD = {
 def test_bad_input(name, tmp_path, capsys):
     p = tmp_path / "c.json"
     p.write_text(json.dumps(BAD[name]))
-    assert main(["verify", str(p)]) == 1
+    assert main(["verify", str(p)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error:") and "Traceback" not in err
 
@@ -47,10 +48,10 @@ def test_grid_3d_missing_file_malformed(tmp_path, capsys):
                edited={"weights": [1.0], "means": [[0, 0, 0]], "covs": [[[1, 0, 0], [0, 1, 0], [0, 0, 1]]]})
     p = tmp_path / "c.json"
     p.write_text(json.dumps(d3))
-    assert main(["verify", str(p), "--method", "grid"]) == 1
-    assert main(["verify", str(tmp_path / "nope.json")]) == 1
+    assert main(["verify", str(p), "--method", "grid"]) == 2
+    assert main(["verify", str(tmp_path / "nope.json")]) == 2
     p.write_text("{not json")
-    assert main(["verify", str(p)]) == 1
+    assert main(["verify", str(p)]) == 2
     with pytest.raises(SystemExit) as exc:
         main(["verify", str(p), "--method", "magic"])
     assert exc.value.code == 2
@@ -70,4 +71,4 @@ def test_example_subprocess():
     assert 0.25 < rep["kl_start"] < 0.26 and rep["kl_end"] < 0.01
     r = subprocess.run([sys.executable, "-m", "theory", "verify", "/nonexistent.json"], capture_output=True,
                        text=True, cwd=ROOT, timeout=60)
-    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr

@@ -102,6 +102,6 @@ def test_rf_gaussian_method_and_auto():
 def test_rf_t0_one_refused(t0, tmp_path, capsys):
     p = tmp_path / "c.json"
     p.write_text(json.dumps(dict(MIX1, t0=t0)))
-    assert main(["verify", str(p)]) == 1
+    assert main(["verify", str(p)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: rectified-flow needs t0 < 1")
