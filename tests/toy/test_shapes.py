@@ -133,23 +133,28 @@ def test_drag_without_paste_returns_the_input(shapes):
 
 
 def test_quick_experiment_writes_report(tmp_path):
-    cfg = ShapesDragConfig(defaults=DragSettings(steps=20), n_groups=2, nll_samples=256, examples=2,
-                           sweeps={"t0": [0.4]})
+    cfg = ShapesDragConfig(defaults=DragSettings(steps=20), n_groups=2, pair_groups=2, nll_samples=256, examples=2,
+                           sweeps={"t0": [0.4]}, pair_sweeps={}, models=("exact",))
     rep = run_shapes_drag(cfg, tmp_path)
     on_disk = json.loads((tmp_path / "report.json").read_text())
-    for m in ("ODE", "SDE"):
-        for k in ("position_error_px", "nll", "outside_mask_change", "success_rate"):
-            d = on_disk["methods"][m][k]
-            assert {"mean", "ci95", "lo95", "hi95", "n"} <= set(d) and d["n"] == 8
-        assert on_disk["methods"][m]["outside_mask_change"]["mean"] == 0   # reset to the input outside the mask
+    for fam, n in (("single", 8), ("pair", 4)):
+        for m in ("ODE", "SDE"):
+            for k in ("position_error_px", "nll", "outside_mask_change", "success_rate"):
+                d = on_disk["methods"]["exact"][fam][m][k]
+                assert {"mean", "ci95", "lo95", "hi95", "n"} <= set(d) and d["n"] == n
+            assert on_disk["methods"]["exact"][fam][m]["outside_mask_change"]["mean"] == 0   # reset outside the mask
+    assert set(on_disk["families"]) == {"single", "pair"} and set(on_disk["results"]) == {"exact"}
     assert on_disk["settings"]["t0"] == 0.6 and on_disk["seed"] == 0 and "wall_seconds" in on_disk["meta"]
-    assert [r["value"] for r in on_disk["sweeps"]["t0"]] == [0.4, 0.6]
+    assert [r["value"] for r in on_disk["results"]["exact"]["single"]["sweeps"]["t0"]] == [0.4, 0.6]
+    assert on_disk["results"]["exact"]["pair"]["sweeps"] == {}
     assert (tmp_path / "report.md").read_text().startswith("# Shapes drag test bed")
-    for png in ("examples.png", "failures.png", "outcomes.png", "sweeps.png"):
+    for png in ("examples.png", "examples_pair.png", "failures.png", "failures_pair.png", "outcomes.png",
+                "sweeps.png"):
         assert (tmp_path / png).stat().st_size > 1000
     # ODE and SDE are paired on the same tasks: the paired difference is the difference of the means
-    p = rep["defaults"]["paired_ode_minus_sde"]["position_error_px"]["mean"]
-    ms = rep["defaults"]["methods"]
+    d = rep["results"]["exact"]["single"]["defaults"]
+    p = d["paired_ode_minus_sde"]["position_error_px"]["mean"]
+    ms = d["methods"]
     assert math.isclose(p, ms["ODE"]["position_error_px"]["mean"] - ms["SDE"]["position_error_px"]["mean"],
                         abs_tol=1e-12)
 
@@ -173,6 +178,14 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error:")
     assert main(["shapes", "drag", "--out", str(tmp_path / "o"), "--threads", "0"]) == 2
+    capsys.readouterr()
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for argv in (["--out", str(afile)], ["--out", str(afile / "sub")], ["--out", str(tmp_path / "o"), "--cache",
+                 str(afile)], ["--out", str(tmp_path / "o"), "--models", "exact,neural"]):
+        assert main(["shapes", "drag", *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:"), argv
     assert not (tmp_path / "o" / "report.json").exists()
     r = subprocess.run([sys.executable, "-m", "toy", "shapes", "drag", "--config", str(tmp_path / "missing.json"),
                         "--out", str(tmp_path / "o")], capture_output=True, text=True, cwd=ROOT)

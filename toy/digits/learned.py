@@ -18,6 +18,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from cliutil import write_text_atomic
+
 from ..io import save_torch
 from ..models import seeded_init
 from .data import SIDE
@@ -40,23 +42,25 @@ class UNetConfig:
         return asdict(self)
 
 
-def make_unet(cfg: UNetConfig = UNetConfig()):
+def make_unet(cfg: UNetConfig = UNetConfig(), side: int = SIDE):
+    """The UNet for ``side × side`` single-channel images (default: the digits' 16)."""
     from diffusers import UNet2DModel
 
     n = len(cfg.block_out_channels)
     down = ["DownBlock2D"] * (n - 1) + ["AttnDownBlock2D" if cfg.attention else "DownBlock2D"]
     up = ["AttnUpBlock2D" if cfg.attention else "UpBlock2D"] + ["UpBlock2D"] * (n - 1)
-    return UNet2DModel(sample_size=SIDE, in_channels=1, out_channels=1, block_out_channels=tuple(cfg.block_out_channels),
+    return UNet2DModel(sample_size=side, in_channels=1, out_channels=1, block_out_channels=tuple(cfg.block_out_channels),
                        layers_per_block=cfg.layers_per_block, down_block_types=tuple(down), up_block_types=tuple(up),
                        norm_num_groups=cfg.norm_num_groups, attention_head_dim=16)
 
 
-def learned_eps_model(unet, schedule: DiscreteSchedule | None = None):
-    """``model(x, t) -> ε`` for the samplers; x [B, 256] or [B, 1, 16, 16], t an integer DDPM timestep label."""
+def learned_eps_model(unet, schedule: DiscreteSchedule | None = None, side: int = SIDE):
+    """``model(x, t) -> ε`` for the samplers; x [B, side²] or [B, 1, side, side] (default side 16), t an integer DDPM
+    timestep label."""
 
     def model(x: Tensor, t: Tensor) -> Tensor:
         shape, dt = x.shape, x.dtype
-        xi = x.reshape(shape[0], 1, SIDE, SIDE).to(torch.float32)
+        xi = x.reshape(shape[0], 1, side, side).to(torch.float32)
         tt = torch.as_tensor(t).reshape(-1)[:1].to(torch.long).expand(shape[0])
         with torch.no_grad():
             out = unet(xi, tt).sample
@@ -111,14 +115,16 @@ def score_error(model, mixture, schedule: DiscreteSchedule, n: int = 2048, seed:
 
 def train_unet(mixture, out_dir: str | os.PathLike, cfg: TrainConfig = TrainConfig(),
                ucfg: UNetConfig = UNetConfig(), schedule: DiscreteSchedule | None = None,
-               final_path: str | os.PathLike | None = None, progress: bool = True, command: str | None = None) -> dict:
-    """Train for ``cfg.minutes`` of wall time (or ``max_steps``); returns a metadata dict (also written as JSON)."""
+               final_path: str | os.PathLike | None = None, progress: bool = True, command: str | None = None,
+               side: int = SIDE) -> dict:
+    """Train for ``cfg.minutes`` of wall time (or ``max_steps``) on ``side × side`` images (default the digits' 16);
+    returns a metadata dict (also written as JSON)."""
     schedule = schedule or ddpm_linear()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(cfg.seed)
     with seeded_init(cfg.seed):
-        unet = make_unet(ucfg)
+        unet = make_unet(ucfg, side)
     ema = copy.deepcopy(unet).requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
     mix32 = mixture.to(torch.float32)
@@ -133,7 +139,7 @@ def train_unet(mixture, out_dir: str | os.PathLike, cfg: TrainConfig = TrainConf
         lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * 0.5 * (1 + math.cos(math.pi * frac))
         for pg in opt.param_groups:
             pg["lr"] = lr
-        x0 = mix32.sample(cfg.batch_size, g).reshape(-1, 1, SIDE, SIDE)
+        x0 = mix32.sample(cfg.batch_size, g).reshape(-1, 1, side, side)
         t = torch.randint(0, T, (cfg.batch_size,), generator=g)
         z = torch.randn(x0.shape, generator=g)
         ab = ac[t][:, None, None, None]
@@ -157,7 +163,7 @@ def train_unet(mixture, out_dir: str | os.PathLike, cfg: TrainConfig = TrainConf
     bar.close()
     train_time = time.time() - t0
     ema.eval()
-    err = score_error(learned_eps_model(ema), mixture, schedule, n=cfg.eval_samples)
+    err = score_error(learned_eps_model(ema, side=side), mixture, schedule, n=cfg.eval_samples)
     meta = {"command": command, "steps": step, "train_seconds": train_time, "steps_per_second": step / max(train_time, 1e-9), "final_loss_avg100": sum(losses[-100:]) / max(len(losses[-100:]), 1),
             "score_error": err, "train_config": cfg.to_dict(), "unet_config": ucfg.to_dict(),
             "num_parameters": sum(p.numel() for p in ema.parameters()), "torch_threads": torch.get_num_threads(),
@@ -171,20 +177,20 @@ def train_unet(mixture, out_dir: str | os.PathLike, cfg: TrainConfig = TrainConf
     if final_path is not None:   # metadata next to the final checkpoint too (toy/digits/data/unet_digits16.json)
         targets.append(Path(final_path).with_suffix(".json"))
     for dst in targets:
-        tmp = dst.with_name(dst.name + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=2))
-        os.replace(tmp, dst)
+        write_text_atomic(dst, json.dumps(meta, indent=2))
     return meta
 
 
-def load_learned(path: str | os.PathLike | None = None):
-    """(unet in eval mode, float32; metadata) from a checkpoint (default: the packaged one)."""
+def load_learned(path: str | os.PathLike | None = None, side: int = SIDE):
+    """(unet in eval mode, float32; metadata) from a checkpoint (default: the packaged digits one) of a UNet for
+    ``side × side`` images (default the digits' 16)."""
     if path is None:
         path = Path(__file__).parent / "data" / CHECKPOINT_NAME
     if not Path(path).exists():
         raise FileNotFoundError(f"no learned digit checkpoint at {path}; run `python -m toy.digits train` first")
     payload = torch.load(path, map_location="cpu", weights_only=False)
-    unet = make_unet(UNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in payload["unet_config"].items()}))
+    ucfg = UNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in payload["unet_config"].items()})
+    unet = make_unet(ucfg, side)
     unet.load_state_dict({k: v.float() for k, v in payload["ema_fp16"].items()})
     unet.eval().requires_grad_(False)
     return unet, payload.get("meta", {})

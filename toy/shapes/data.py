@@ -8,6 +8,7 @@ pixel-space Gaussian mixture (:class:`toy.digits.mixture.DigitMixture`): equal w
 s² I with the digits' isotropic s (``MixtureConfig().iso_std`` = 0.08).  The digits' low-rank local-PCA term models
 handwriting variation; here the only variation is the lattice itself, so the components are isotropic (rank 0) and
 ε, the score and log p_t are closed-form at every noise level (``exact_eps_model`` of :mod:`toy.digits.schedules`).
+Two-object scenes (a disc and a square in one image) are the data of the ``pair`` family, :mod:`.pairs`.
 """
 from __future__ import annotations
 
@@ -113,6 +114,10 @@ class ShapeSet:
         if key not in self.index:
             raise KeyError(f"{kind} of size {size} at {tuple(centre)} is not a lattice image of this data set")
         return self.index[key]
+
+    def images_of(self, ids) -> Tensor:
+        """The images [len(ids), side²] of component ids (the same call as :meth:`PairSet.images_of`)."""
+        return self.images[list(ids)]
 
     def as_image(self, x: Tensor) -> Tensor:
         return x.reshape(*x.shape[:-1], self.side, self.side)

@@ -1,10 +1,14 @@
 """SDE-Drag vs ODE-Drag on the shapes test bed: one setting, the sweeps, the report.
 
 Every edit is ``diffsamplers.recipes.drag`` (``preset="official"``) on a [B, 1, side, side] batch of data-set
-images that share handle and target, with the exact ε-model of the mixture, a ``schedule.grid(steps).tail(t0)``
-grid and per-task editable boxes.  ODE and SDE see the same tasks, masks and noise seeds (ODE uses the seed only
-for the paste noise), so every comparison is paired per task.  Each sweep changes one setting of the defaults and
-reruns both methods on the same tasks (the tasks depend on the drag distance and handle only).
+images that share handle and target, with an ε-model — the exact one of the family's mixture, or the family's
+learned UNet (:mod:`.learned`) — a ``schedule.grid(steps).tail(t0)`` grid and per-task editable boxes.  ODE and SDE
+see the same tasks, masks and noise seeds (ODE uses the seed only for the paste noise), so every comparison is
+paired per task.  Two task families: ``single`` (one object per image, :mod:`.data`) and ``pair`` (two-object
+scenes where the other object must stay, :mod:`.pairs`); each has its own exact mixture, its own learned UNet and
+its own NLL range.  Each sweep changes one setting of the defaults and reruns both methods on the same tasks (the
+tasks depend on the drag distance and handle only); the learned model runs on the first ``learned_groups`` task
+groups of the exact model's tasks, so exact and learned are paired per task too.
 """
 from __future__ import annotations
 
@@ -21,16 +25,20 @@ from diffsamplers import GaussianNoise, num_drag_ops, recipes
 
 from ..digits.common import METHODS, diff_ci
 from ..digits.metrics import mean_ci
-from .data import ShapeConfig, ShapeSet, build_shapes
-from .measures import OUTCOMES, TemplateBank, measure, nll_data_range
-from .tasks import HANDLES, SCHEDULES, DragTask, editable_box, exact_model, make_schedule, make_tasks
+from .data import ShapeConfig, build_shapes
+from .learned import LearnedConfig, default_cache_dir, get_learned, score_error_at
+from .measures import OUTCOMES, PAIR_MEASURES, TemplateBank, measure, nll_data_range
+from .pairs import PairConfig, PairSet, build_pairs
+from .tasks import (FAMILIES, HANDLES, SCHEDULES, DragTask, editable_box, exact_model, make_pair_tasks,
+                    make_schedule, make_tasks)
 
 __all__ = ["DragSettings", "ShapesDragConfig", "SettingResult", "run_setting", "run_shapes_drag", "ci",
-           "MEASURES", "RATES"]
+           "MEASURES", "RATES", "MODELS", "FAMILIES"]
 
 MEASURES: tuple[str, ...] = ("position_error_px", "drag_fraction", "nll", "outside_mask_change", "l2_to_answer",
                              "success_rate")
 RATES: tuple[str, ...] = ("success_rate", "in_range") + tuple(f"outcome_{o}" for o in OUTCOMES)
+MODELS: tuple[str, ...] = ("exact", "learned")
 
 
 @dataclass
@@ -78,41 +86,80 @@ def _sweeps_full() -> dict:
             "r": [2, 4, 8], "handle": ["edge"], "schedule": ["ddpm-linear"]}
 
 
+def _sub(cls, v):
+    return cls(**(v if isinstance(v, dict) else asdict(v)))
+
+
 @dataclass
 class ShapesDragConfig:
-    """The whole experiment: data, default setting, number of task groups, sweeps (each value reruns both methods;
-    the default value of each swept setting is the default run)."""
+    """The whole experiment: data of both families, the default setting, task groups, the learned model's training,
+    the sweeps (each value reruns both methods; the default value of each swept setting is the default run).
+
+    ``sweeps`` run on the one-object family with the exact model; ``pair_sweeps`` on the two-object family with
+    the exact model; ``learned_sweeps`` with the learned model of each family that runs (the learned UNet costs
+    ~10× the exact ε per call, so its sweeps are short).  The learned model runs on the first ``learned_groups``
+    groups of each family's tasks."""
 
     shapes: ShapeConfig = field(default_factory=ShapeConfig)
+    pairs: PairConfig = field(default_factory=PairConfig)
     defaults: DragSettings = field(default_factory=DragSettings)
-    n_groups: int = 32            # task groups; tasks = n_groups × kinds × sizes
+    n_groups: int = 32            # one-object task groups; tasks = n_groups × kinds × sizes
+    pair_groups: int = 16         # two-object task groups; tasks = pair_groups × 2 × sizes²
+    near: int = 3                 # two-object tasks: the other object's box at most this many px from the path's
     seed: int = 0
-    nll_samples: int = 4096       # p_0 draws that define the data's NLL range
+    nll_samples: int = 4096       # p_0 draws that define the data's NLL range (per family)
     examples: int = 6             # rows of the example / failure grids
     sweeps: dict = field(default_factory=_sweeps_full)
+    families: tuple = FAMILIES
+    models: tuple = MODELS
+    learned: LearnedConfig = field(default_factory=LearnedConfig)
+    learned_groups: int = 8
+    pair_sweeps: dict = field(default_factory=lambda: {"t0": [0.4, 0.8], "margin": [32]})
+    learned_sweeps: dict = field(default_factory=lambda: {"t0": [0.4, 0.8]})
 
     def __post_init__(self) -> None:
         # rebuilt from plain values, so fields merged in from a JSON config are validated too
-        self.shapes = ShapeConfig(**(self.shapes if isinstance(self.shapes, dict) else asdict(self.shapes)))
-        self.defaults = DragSettings(**(self.defaults if isinstance(self.defaults, dict) else asdict(self.defaults)))
+        self.shapes = _sub(ShapeConfig, self.shapes)
+        self.pairs = _sub(PairConfig, self.pairs)
+        self.defaults = _sub(DragSettings, self.defaults)
+        self.learned = _sub(LearnedConfig, self.learned)
+        self.families, self.models = tuple(self.families), tuple(self.models)
         known = {f.name for f in dataclasses.fields(DragSettings)}
-        bad = sorted(set(self.sweeps) - known)
-        if bad:
-            raise ValueError(f"unknown sweep setting(s) {bad}; sweepable: {sorted(known)}")
-        if self.n_groups < 2:
-            raise ValueError(f"n_groups must be >= 2 (intervals need several tasks), got {self.n_groups}")
+        for what, sw in (("sweeps", self.sweeps), ("pair_sweeps", self.pair_sweeps),
+                         ("learned_sweeps", self.learned_sweeps)):
+            if not isinstance(sw, dict) or not all(isinstance(v, (list, tuple)) for v in sw.values()):
+                raise ValueError(f"{what} must be an object {{setting: [values]}}")
+            bad = sorted(set(sw) - known)
+            if bad:
+                raise ValueError(f"unknown {what} setting(s) {bad}; sweepable: {sorted(known)}")
+            for name, vals in sw.items():               # every swept value must make a valid setting
+                for v in vals:
+                    self.defaults.replace(**{name: v})
+        if not self.families or set(self.families) - set(FAMILIES) or len(set(self.families)) < len(self.families):
+            raise ValueError(f"families must be distinct names from {FAMILIES}, got {list(self.families)}")
+        if not self.models or set(self.models) - set(MODELS) or len(set(self.models)) < len(self.models):
+            raise ValueError(f"models must be distinct names from {MODELS}, got {list(self.models)}")
+        if "schedule" in self.learned_sweeps:
+            raise ValueError("the learned UNet knows only the schedule it was trained on: no schedule sweep")
+        if min(self.n_groups, self.pair_groups, self.learned_groups) < 2:
+            raise ValueError("n_groups, pair_groups and learned_groups must be >= 2 (intervals need several tasks)")
+        if self.near < self.pairs.gap:
+            raise ValueError(f"near ({self.near}) must be >= the pair gap ({self.pairs.gap})")
 
     @classmethod
     def quick(cls) -> "ShapesDragConfig":
-        return cls(n_groups=6, nll_samples=2048, examples=4,
-                   sweeps={"t0": [0.4, 0.8], "beta": [1.0], "distance": [8], "margin": [32], "step_size": [8.0],
-                           "r": [3]})
+        """Under two minutes on 2 cores, training the (tiny, quick) learned UNets included."""
+        return cls(defaults=DragSettings(steps=50), n_groups=6, pair_groups=4, nll_samples=1024, examples=4,
+                   sweeps={"t0": [0.4, 0.8], "margin": [32]}, learned=LearnedConfig.quick(), learned_groups=2,
+                   pair_sweeps={"margin": [32]}, learned_sweeps={})
 
     @classmethod
     def fast(cls) -> "ShapesDragConfig":
         """Seconds-scale settings for the notebook in fast mode (SDEODE_FAST=1) and smoke tests."""
-        return cls(defaults=DragSettings(steps=50), n_groups=3, nll_samples=1024, examples=3,
-                   sweeps={"t0": [0.4], "r": [3]})
+        return cls(defaults=DragSettings(steps=30), n_groups=3, pair_groups=2, nll_samples=512, examples=3,
+                   sweeps={"t0": [0.4]}, learned=LearnedConfig(steps=10, warmup=5, channels=(8, 16, 16),
+                                                               eval_samples=64),
+                   learned_groups=2, pair_sweeps={}, learned_sweeps={})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -132,13 +179,17 @@ class SettingResult:
     ops: list[int]
     seconds: float
 
+    @property
+    def measures(self) -> tuple[str, ...]:
+        return MEASURES + tuple(k for k in PAIR_MEASURES if k in self.values["ODE"])
+
     def summary(self) -> dict:
         return {"settings": self.settings.to_dict(), "n_tasks": len(self.tasks),
                 "n_groups": len({t.group for t in self.tasks}),
                 "drag_operations": mean_ci(self.ops), "seconds": round(self.seconds, 2),
                 "methods": {m: {k: ci(v, k in RATES) for k, v in vals.items()} for m, vals in self.values.items()},
                 "paired_ode_minus_sde": {k: diff_ci(self.values["ODE"][k], self.values["SDE"][k])
-                                         for k in MEASURES + ("in_range", "outcome_moved")}}
+                                         for k in self.measures + ("in_range", "outcome_moved")}}
 
 
 def ci(values, rate: bool = False) -> dict:
@@ -154,16 +205,25 @@ def ci(values, rate: bool = False) -> dict:
     return d
 
 
-def run_setting(shapes: ShapeSet, bank: TemplateBank, s: DragSettings, n_groups: int, seed: int,
-                nll_max: float) -> SettingResult:
-    """Both methods on the tasks of setting ``s`` (batched by shared handle/target), measured exactly."""
+def family_tasks(data, s: DragSettings, n_groups: int, seed: int, near: int = 3) -> list[DragTask]:
+    """The tasks of a setting: one-object (:func:`make_tasks`) or two-object (:func:`make_pair_tasks`)."""
+    if isinstance(data, PairSet):
+        return make_pair_tasks(data, n_groups, s.distance, seed, s.handle, near)
+    return make_tasks(data, n_groups, s.distance, seed, s.handle)
+
+
+def run_setting(shapes, bank: TemplateBank, s: DragSettings, n_groups: int, seed: int, nll_max: float,
+                model=None, near: int = 3) -> SettingResult:
+    """Both methods on the tasks of setting ``s`` (batched by shared handle/target), measured exactly.
+    ``shapes``: a ShapeSet (one-object tasks) or a PairSet (two-object tasks); ``model``: an ε-model
+    ``model(x, t)`` on the labels of ``s.schedule`` (default: the exact model of ``shapes``)."""
     t_start = time.time()
-    tasks = make_tasks(shapes, n_groups, s.distance, seed, s.handle)
+    tasks = family_tasks(shapes, s, n_groups, seed, near)
     masks = torch.stack([editable_box(shapes, t, s.margin) for t in tasks])
-    inputs = shapes.images[[t.source_index for t in tasks]]
+    inputs = shapes.images_of([t.source_index for t in tasks])
     schedule = make_schedule(s.schedule)
     grid = schedule.grid(s.steps).tail(s.t0)
-    model = exact_model(shapes, schedule, torch.float32)
+    model = exact_model(shapes, schedule, torch.float32) if model is None else model
     batches: dict = {}
     for i, t in enumerate(tasks):
         batches.setdefault((t.handle, t.target), []).append(i)
@@ -179,54 +239,113 @@ def run_setting(shapes: ShapeSet, bank: TemplateBank, s: DragSettings, n_groups:
             out[idx] = res.x.reshape(len(idx), -1).to(out.dtype)
         outputs[method] = out
         values[method] = measure(shapes, bank, tasks, inputs, out, masks.reshape(len(tasks), -1), nll_max)
-    answers = shapes.images[[t.answer_index for t in tasks]]
+    answers = shapes.images_of([t.answer_index for t in tasks])
     return SettingResult(s, tasks, inputs, answers, masks, outputs, values, ops, time.time() - t_start)
 
 
-def run_shapes_drag(cfg: ShapesDragConfig, out: Path | None = None, progress=None) -> dict:
-    """Defaults + every sweep; writes ``report.json``, ``report.md`` and the figures into ``out`` (if given).
-    ``progress``: optional callable(str) for one line per setting."""
+def _paired_models(learned: SettingResult, exact: SettingResult) -> dict:
+    """Per method, paired learned − exact over the learned run's tasks (a prefix of the exact run's tasks)."""
+    n = len(learned.tasks)
+    assert learned.tasks == exact.tasks[:n]
+    return {m: {k: diff_ci(learned.values[m][k], exact.values[m][k][:n])
+                for k in learned.measures + ("in_range", "outcome_moved")} for m in learned.values}
+
+
+def _family_info(name: str, data, rng: dict, cfg: ShapesDragConfig) -> dict:
+    c = data.config
+    info = {"data": {**c.to_dict(), "components": len(data), "dim": data.dim, "lattice": c.centres()},
+            "nll_data_range": rng}
+    if name == "pair":
+        info["data"]["near"] = cfg.near
+        info["tasks"] = ("one object moves, the other (box gap … near px from the path) must stay; the mask covers "
+                         "both")
+        info["n_groups"] = cfg.pair_groups
+    else:
+        info["tasks"] = "one object moves"
+        info["n_groups"] = cfg.n_groups
+    return info
+
+
+def run_shapes_drag(cfg: ShapesDragConfig, out: Path | None = None, progress=None,
+                    cache_dir: str | Path | None = None) -> dict:
+    """Defaults + sweeps, for each family and model; writes ``report.json``, ``report.md`` and the figures into
+    ``out`` (if given).  ``progress``: optional callable(str) for one line per setting; ``cache_dir``: where the
+    learned UNets are cached (default :func:`~toy.shapes.learned.default_cache_dir`)."""
     from ..io import run_meta, write_json
     from .plots import shapes_figures
     from .report import markdown_report
 
     t_start = time.time()
-    shapes = build_shapes(cfg.shapes)
-    bank = TemplateBank(shapes)
-    rng = nll_data_range(shapes, cfg.nll_samples, cfg.seed + 1)
-    default = run_setting(shapes, bank, cfg.defaults, cfg.n_groups, cfg.seed, rng["max"])
-    if progress:
-        progress(f"defaults: {default.seconds:.1f} s")
+    cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
+    say = progress or (lambda _s: None)
+    data = {}
+    for fam in cfg.families:
+        d = build_shapes(cfg.shapes) if fam == "single" else build_pairs(cfg.pairs)
+        rng = nll_data_range(d, cfg.nll_samples, cfg.seed + 1 + FAMILIES.index(fam))
+        data[fam] = (d, TemplateBank(d), rng)
     rep: dict = {
-        "experiment": "shapes-drag", "model": "exact",
+        "experiment": "shapes-drag",
         "recipe": f"diffsamplers.recipes.drag(preset={cfg.defaults.preset!r}), batched per shared handle/target",
-        "data": {**cfg.shapes.to_dict(), "components": len(shapes), "dim": shapes.dim,
-                 "lattice": cfg.shapes.centres()},
-        "nll_data_range": rng, "success_rule": "position error <= 1 px and NLL <= nll_data_range.max",
+        "families": {fam: _family_info(fam, d, rng, cfg) for fam, (d, _, rng) in data.items()},
+        "models": {},
+        "success_rule": "position error <= 1 px and NLL <= the family's nll_data_range.max (two-object scenes: "
+                        "and the other object's shift <= 1 px)",
         "settings": cfg.defaults.to_dict(), "config": cfg.to_dict(), "seed": cfg.seed,
-        "defaults": default.summary(),
-        "methods": None,   # filled below: the defaults' per-method measures, for direct access
-        "per_task": [{**t.to_dict(), **{m: {k: float(v[i]) for k, v in default.values[m].items()}
-                                       for m in default.values}} for i, t in enumerate(default.tasks)],
-        "sweeps": {},
+        "results": {}, "methods": {}, "per_task": {},
     }
-    rep["methods"] = rep["defaults"]["methods"]
-    for name, vals in cfg.sweeps.items():
-        rows = []
-        for v in sorted(set(vals) | {getattr(cfg.defaults, name)}, key=lambda u: (isinstance(u, str), u)):
-            if v == getattr(cfg.defaults, name):
-                res = default
-            else:
-                res = run_setting(shapes, bank, cfg.defaults.replace(**{name: v}), cfg.n_groups, cfg.seed, rng["max"])
-                if progress:
-                    progress(f"{name}={v}: {res.seconds:.1f} s")
-            rows.append({"value": v, **res.summary()})
-        rep["sweeps"][name] = rows
+    models: dict = {}
+    for name in cfg.models:
+        for fam, (d, _, _) in data.items():
+            if name == "exact":
+                models[(name, fam)] = None
+                rep["models"].setdefault("exact", {})[fam] = {
+                    "what": "closed-form ε of the family's mixture", "mean_sq_eps_error": 0.0}
+                continue
+            fn, meta = get_learned(fam, d, cfg.learned, cfg.defaults.schedule, cache_dir, say)
+            schedule = make_schedule(cfg.defaults.schedule)
+            t0_label = int(schedule.grid(cfg.defaults.steps).tail(cfg.defaults.t0).timesteps[0])
+            meta["mean_sq_eps_error_at_t0"] = {"t": t0_label,
+                                               "value": score_error_at(fn, d.mixture, schedule, t0_label,
+                                                                       n=min(256, cfg.learned.eval_samples))}
+            say(f"learned {fam}: {'loaded' if meta['cached'] else 'trained'} "
+                f"({meta.get('steps')} steps), ε error {meta['score_error']['mean_sq_eps_error']:.4f}, "
+                f"at t0 {meta['mean_sq_eps_error_at_t0']['value']:.4f}")
+            models[(name, fam)] = fn
+            rep["models"].setdefault("learned", {})[fam] = meta
+    defaults: dict = {}
+    for (name, fam), fn in models.items():
+        d, bank, rng = data[fam]
+        groups = cfg.n_groups if fam == "single" else cfg.pair_groups
+        if name == "learned":
+            groups = min(groups, cfg.learned_groups)
+        swept = cfg.learned_sweeps if name == "learned" else cfg.sweeps if fam == "single" else cfg.pair_sweeps
+
+        def run(s: DragSettings, label: str):
+            res = run_setting(d, bank, s, groups, cfg.seed, rng["max"], fn, cfg.near)
+            say(f"{name} {fam} {label}: {len(res.tasks)} tasks, {res.seconds:.1f} s")
+            return res
+
+        default = defaults[(name, fam)] = run(cfg.defaults, "defaults")
+        summ = default.summary()
+        if name == "learned" and ("exact", fam) in defaults:
+            summ["paired_learned_minus_exact"] = _paired_models(default, defaults[("exact", fam)])
+        block = {"defaults": summ, "sweeps": {}}
+        for sw, vals in swept.items():
+            rows = []
+            for v in sorted(set(vals) | {getattr(cfg.defaults, sw)}, key=lambda u: (isinstance(u, str), u)):
+                res = default if v == getattr(cfg.defaults, sw) else run(cfg.defaults.replace(**{sw: v}), f"{sw}={v}")
+                rows.append({"value": v, **res.summary()})
+            block["sweeps"][sw] = rows
+        rep["results"].setdefault(name, {})[fam] = block
+        rep["methods"].setdefault(name, {})[fam] = summ["methods"]
+        rep["per_task"].setdefault(name, {})[fam] = [
+            {**t.to_dict(), **{m: {k: float(v[i]) for k, v in default.values[m].items()} for m in default.values}}
+            for i, t in enumerate(default.tasks)]
     rep["meta"] = run_meta(time.time() - t_start)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        rep["figures"] = shapes_figures(rep, default, shapes.side, out)
+        rep["figures"] = shapes_figures(rep, defaults, out)
         rep["meta"] = run_meta(time.time() - t_start)
         write_json(out / "report.json", rep)
         tmp = out / "report.md.tmp"
