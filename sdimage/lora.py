@@ -4,8 +4,10 @@ Training (as the official SDE-Drag script, on one image): rank-r LoRA (``lora_al
 UNet attention projections ``to_q, to_k, to_v, to_out.0`` (Gaussian A, zero B); AdamW (lr 2e-4, weight decay
 0.01, constant lr); each step draws t uniform in [0, T), a fresh VAE posterior sample of the image latent
 (× scaling factor) and ε ~ N(0, I), and minimises the denoising
-score-matching loss ‖ε_θ(x_t, t, prompt) − ε‖² (target v for v-prediction models).  All draws come from a
-generator seeded with ``seed``.
+score-matching loss ‖ε_θ(x_t, t, prompt) − ε‖² (target v for v-prediction models).  On SD3 / FLUX the
+adapter goes on the transformer's attention projections (same names) and the loss is flow matching,
+‖v_θ(x_σ, σ) − (ε − x_0)‖² with σ uniform on the 1000-level training grid (:mod:`sdimage.backbones`).  All draws
+come from a generator seeded with ``seed``.
 
 Cache: ``<cache_dir>/<key>/pytorch_lora_weights.safetensors`` (+ ``lora.json``), key = SHA-256 of the image
 pixels, prompt, LoRA parameters and a fingerprint of the base UNet.  A cached adapter is loaded instead of
@@ -100,7 +102,8 @@ def train_lora(
     latent_std: Tensor | None = None,
     on_step=None,
 ) -> list[float]:
-    """Add a LoRA adapter to ``pipe.unet`` and train it on ``latent`` (the image's VAE latent).  Returns the losses.
+    """Add a LoRA adapter to the denoiser (UNet or transformer) and train it on ``latent`` (the image's VAE
+    latent).  Returns the losses.
 
     With ``latent_std`` (the VAE posterior's std × scaling factor) every step uses a fresh posterior sample
     ``latent + latent_std · n`` as the official script does; otherwise the fixed ``latent``.  ``on_step(k, steps)``
@@ -175,7 +178,7 @@ def ensure_lora(
     progress: bool = False,
     on_step=None,
 ) -> dict[str, Any]:
-    """Load the cached LoRA for (image, prompt, params, base UNet) into ``pipe.unet``, training it first if absent.
+    """Load the cached LoRA for (image, prompt, params, base UNet) into the denoiser (UNet or transformer), training it first if absent.
 
     Returns ``{"cached": bool, "path": str, "key": str, "train_s": float, "final_loss": float | None}``.
     ``on_step(k, steps)``: progress of the training (not called on a cache hit).
