@@ -187,10 +187,13 @@ class Backbone:
             raise SdImageError(f"unsupported prediction_type {self.prediction_type!r} (epsilon and v_prediction work)")
         return raw
 
-    def lora_example(self, x0: Tensor, eps: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
-        """(x_t, label t, target of the raw output) for one denoising-score-matching step, t uniform in [0, T)."""
+    def lora_times(self, batch: int, g: torch.Generator) -> Tensor:
+        """Training timesteps of one LoRA step: integers uniform in [0, T) (drawn first, as the official script)."""
+        return torch.randint(0, int(self.pipe.scheduler.config.num_train_timesteps), (batch,), generator=g)
+
+    def lora_example(self, x0: Tensor, eps: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(x_t, label t, target of the raw output) for one denoising-score-matching step at timesteps ``t``."""
         sched = self.pipe.scheduler
-        t = torch.randint(0, int(sched.config.num_train_timesteps), (x0.shape[0],), generator=g)
         abar = sched.alphas_cumprod.to(torch.float64)[t]
         a = abar.sqrt().float().view(-1, *[1] * (x0.dim() - 1)).to(x0.device)
         s = (1 - abar).sqrt().float().view(-1, *[1] * (x0.dim() - 1)).to(x0.device)
@@ -273,12 +276,16 @@ class SD3Backbone(Backbone):
     def output(self, x, raw, t) -> ModelOutput:
         return flow_prediction(x, raw, self.sigma_of(t))
 
-    def lora_example(self, x0, eps, g):
-        """Flow matching: σ uniform in (0, 1] on the training grid, x_σ = (1 − σ) x_0 + σ ε, target v = ε − x_0."""
+    def lora_times(self, batch, g):
+        """σ·T with σ uniform on the training grid {1/T, …, 1}."""
         n = int(self.pipe.scheduler.config.num_train_timesteps)
-        k = torch.randint(1, n + 1, (x0.shape[0],), generator=g)
-        s = (k.float() / n).view(-1, *[1] * (x0.dim() - 1)).to(x0.device)
-        return (1 - s) * x0 + s * eps, (k.float()).to(x0.device), eps - x0
+        return torch.randint(1, n + 1, (batch,), generator=g).float()
+
+    def lora_example(self, x0, eps, t):
+        """Flow matching: x_σ = (1 − σ) x_0 + σ ε with σ = t/T, target v = ε − x_0."""
+        n = int(self.pipe.scheduler.config.num_train_timesteps)
+        s = (t.float() / n).view(-1, *[1] * (x0.dim() - 1)).to(x0.device)
+        return (1 - s) * x0 + s * eps, t.float().to(x0.device), eps - x0
 
     def scheduler(self, **overrides):
         from diffusers import FlowMatchEulerDiscreteScheduler

@@ -7,7 +7,8 @@ UNet attention projections ``to_q, to_k, to_v, to_out.0`` (Gaussian A, zero B); 
 score-matching loss ‖ε_θ(x_t, t, prompt) − ε‖² (target v for v-prediction models).  On SD3 / FLUX the
 adapter goes on the transformer's attention projections (same names) and the loss is flow matching,
 ‖v_θ(x_σ, σ) − (ε − x_0)‖² with σ uniform on the 1000-level training grid (:mod:`sdimage.backbones`).  All draws
-come from a generator seeded with ``seed``.
+come from a generator seeded with ``seed``, and the adapter's Gaussian initialisation (PEFT draws it from torch's global
+generator) from the same seed inside ``fork_rng``, so an adapter depends on its seed only.
 
 Cache: ``<cache_dir>/<key>/pytorch_lora_weights.safetensors`` (+ ``lora.json``), key = SHA-256 of the image
 pixels, prompt, LoRA parameters and a fingerprint of the base UNet.  A cached adapter is loaded instead of
@@ -119,10 +120,12 @@ def train_lora(
     unet = bb.denoiser
     remove_lora(pipe, adapter_name)
     unet.requires_grad_(False)
-    unet.add_adapter(
-        LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=list(bb.lora_modules())),
-        adapter_name=adapter_name,
-    )
+    with torch.random.fork_rng(devices=[]):  # PEFT draws the Gaussian A from torch's global generator: seed it
+        torch.manual_seed(seed)              # here and leave the caller's RNG state as it was
+        unet.add_adapter(
+            LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=list(bb.lora_modules())),
+            adapter_name=adapter_name,
+        )
     unet.set_adapter(adapter_name)
     params = [p for n, p in unet.named_parameters() if "lora_" in n and adapter_name in n]
     for p in params:  # LoRA weights train in float32 even on a float16 UNet
@@ -141,11 +144,12 @@ def train_lora(
     try:
         with torch.enable_grad():
             for _ in tqdm(range(steps), desc="LoRA", leave=False, disable=not progress):
+                t = bb.lora_times(batch_size, g)
                 x0 = mean
                 if std is not None:
                     x0 = mean + std * torch.randn(mean.shape, generator=g).to(dev)
                 eps = torch.randn((batch_size, *mean.shape[1:]), generator=g).to(dev)
-                xt, t, target = bb.lora_example(x0, eps, g)
+                xt, t, target = bb.lora_example(x0, eps, t)
                 pred = bb.forward_batch(xt.to(dt), t, emb)
                 loss = torch.nn.functional.mse_loss(pred.float(), target)
                 opt.zero_grad(set_to_none=True)

@@ -209,3 +209,23 @@ def test_drag_latents_is_the_recipe_bit_for_bit(preset):
                      noise=GaussianNoise(torch.Generator().manual_seed(5)), preset=preset, r=3, step_size=2.0)
     assert torch.equal(a.latent, b.x) and len(a.intermediates) == len(b.intermediates)
     assert a.sources == [[(p[1], p[0]) for p in op.sources] for op in b.ops]
+
+
+def test_lora_training_depends_only_on_its_seed():
+    """PEFT initialises the adapter from torch's global generator; train_lora seeds it from ``seed`` (and restores
+    the caller's state), so the adapter does not depend on what ran before."""
+    from sdimage.lora import train_lora
+    from sdimage.model import encode_prompt
+    from sdimage.tiny import make_tiny_pipeline
+
+    lat = torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(5))
+    weights = []
+    for k in range(2):
+        pipe = make_tiny_pipeline(seed=0)
+        torch.randn(k + 3)  # a different global RNG state each time
+        state = torch.random.get_rng_state()
+        cond, _ = encode_prompt(pipe, "a cat", None)
+        train_lora(pipe, lat, cond, steps=2, lr=1e-2, seed=7)
+        assert torch.equal(torch.random.get_rng_state(), state)
+        weights.append(torch.cat([p.detach().flatten() for n, p in pipe.unet.named_parameters() if "lora_" in n]))
+    assert torch.equal(weights[0], weights[1])
