@@ -49,7 +49,7 @@ from theory.cases import random_configs  # noqa: E402
 from theory.config import config_from_dict  # noqa: E402
 from theory.divergences import fisher_grid_logratio, kl_grid  # noqa: E402
 from theory.fokker_planck import evolve_pair  # noqa: E402
-from theory.reversal import _gh_nodes, _kernel, _log_h_and_grad, reversal_quadrature  # noqa: E402
+from theory.reversal import reversal_kl_trapezoid_1d, reversal_quadrature  # noqa: E402
 from theory.timegrid import integrate_half_g2_fisher, psi_table, schedule_time_grid  # noqa: E402
 from theory.verify import auto_grid, narrowest_variance, verify  # noqa: E402
 
@@ -78,28 +78,14 @@ def best_of(fn, repeat):
 
 def reference(cfg_d, nodes_2d: int = 40):
     """(KL(t0), KL(t_end)) from the time reversal: 1-D dense trapezoid in x with a 64-node Gauss-Hermite inner
-    expectation (as tests/theory/test_theory_accuracy.py), 2-D Gauss-Hermite 40 x 40 nodes."""
+    expectation (theory.reversal.reversal_kl_trapezoid_1d, as the tests), 2-D Gauss-Hermite 40 x 40 nodes."""
     cfg = config_from_dict(cfg_d)
     sch, data = cfg.schedule, cfg.data
     if cfg.dim == 2:
         r = reversal_quadrature(sch, data, cfg.edited, cfg.t0, cfg.t_end, times=np.array([cfg.t0, cfg.t_end]),
                                 n_outer=nodes_2d, n_inner=nodes_2d)
         return r.kl_start, r.kl_end
-    p0 = data.marginal(sch, cfg.t0)
-    zi, lwi = _gh_nodes(64, 1)
-    out = []
-    for tau in (cfg.t0, cfg.t_end):
-        pt = data.marginal(sch, tau)
-        lo = min(pt.std_extent(12.0)[0][0], cfg.edited.std_extent(12.0)[0][0], -12.0)
-        hi = max(pt.std_extent(12.0)[1][0], cfg.edited.std_extent(12.0)[1][0], 12.0)
-        x = np.linspace(lo, hi, 8001)[:, None]
-        a, v = _kernel(sch, cfg.t0, tau)
-        if v <= 1e-14:
-            logh = cfg.edited.log_prob(a * x) - p0.log_prob(a * x)
-        else:
-            logh, _ = _log_h_and_grad(x, cfg.edited, p0, a, v, zi, lwi)
-        out.append(float(np.trapezoid(np.exp(pt.log_prob(x) + logh) * logh, x[:, 0])))
-    return tuple(out)
+    return tuple(reversal_kl_trapezoid_1d(sch, data, cfg.edited, cfg.t0, (cfg.t0, cfg.t_end)))
 
 
 def _problem(cfg_d, cells):

@@ -13,7 +13,7 @@ from theory.config import config_from_dict
 from theory.fokker_planck import Grid1D, evolve_pair
 from theory.gaussian import gaussian_path
 from theory.mixtures import gaussian
-from theory.reversal import reversal_quadrature
+from theory.reversal import reversal_kl_trapezoid_1d, reversal_quadrature
 from theory.schedules import VE, RectifiedFlow, VPCosine, VPLinear
 from theory.verify import verify
 
@@ -33,24 +33,8 @@ def _reference_1d(cfg_d):
     """1-D truth: KL(q_tau||p_tau) = int p_tau h log h dx (time reversal, q_tau = p_tau h) on a dense trapezoid
     grid (spectrally accurate for these smooth, fast-decaying integrands) with a 64-node Gauss-Hermite inner
     expectation -- Gauss-Hermite outer nodes placed on p miss q's mass in p's tails (4e-6 of KL on case 11)."""
-    from theory.reversal import _gh_nodes, _kernel, _log_h_and_grad
-
     cfg = config_from_dict(cfg_d)
-    sch, data, p0 = cfg.schedule, cfg.data, cfg.data.marginal(cfg.schedule, cfg.t0)
-    zi, lwi = _gh_nodes(64, 1)
-    out = []
-    for tau in (cfg.t0, cfg.t_end):
-        pt = data.marginal(sch, tau)
-        lo, hi = (np.minimum(*[m.std_extent(12.0)[0] for m in (pt, cfg.edited)]),
-                  np.maximum(*[m.std_extent(12.0)[1] for m in (pt, cfg.edited)]))
-        x = np.linspace(min(lo[0], -12.0), max(hi[0], 12.0), 8001)[:, None]
-        a, v = _kernel(sch, cfg.t0, tau)
-        if v <= 1e-14:
-            logh = cfg.edited.log_prob(a * x) - p0.log_prob(a * x)
-        else:
-            logh, _ = _log_h_and_grad(x, cfg.edited, p0, a, v, zi, lwi)
-        out.append(float(np.trapezoid(np.exp(pt.log_prob(x) + logh) * logh, x[:, 0])))
-    return out
+    return reversal_kl_trapezoid_1d(cfg.schedule, cfg.data, cfg.edited, cfg.t0, (cfg.t0, cfg.t_end))
 
 
 def test_random_set_is_fixed_and_in_range():
