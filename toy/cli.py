@@ -74,6 +74,16 @@ def _summary_line(report: dict) -> str:
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in s.items())
 
 
+def _run_lab(args, name: str, config_cls, run) -> int:
+    """The body shared by the lab commands: the (quick or full) config with its JSON overrides, checked; threads;
+    ``run(cfg, out)``; one summary line."""
+    cfg = _config(config_cls.quick() if args.quick else config_cls(), args)
+    _threads(args)
+    rep = run(cfg, args.out)
+    print(f"{name}: wrote {args.out / 'report.json'}; {_summary_line(rep)}")
+    return 0
+
+
 def _kl_curves(args) -> int:
     from .klcurves import KLCurvesConfig, run_kl_curves
 
@@ -145,11 +155,7 @@ def add_train(sub) -> None:
 def _editing(args) -> int:
     from .editing import EditingConfig, run_editing
 
-    cfg = _config(EditingConfig.quick() if args.quick else EditingConfig(), args)
-    _threads(args)
-    rep = run_editing(cfg, args.out)
-    print(f"editing: wrote {args.out / 'report.json'}; {_summary_line(rep)}")
-    return 0
+    return _run_lab(args, "editing", EditingConfig, run_editing)
 
 
 def add_editing(sub) -> None:
@@ -161,11 +167,7 @@ def add_editing(sub) -> None:
 def _study(args) -> int:
     from .study import StudyConfig, run_study
 
-    cfg = _config(StudyConfig.quick() if args.quick else StudyConfig(), args)
-    _threads(args)
-    rep = run_study(cfg, args.out)
-    print(f"study: wrote {args.out / 'report.json'}; {_summary_line(rep)}")
-    return 0
+    return _run_lab(args, "study", StudyConfig, run_study)
 
 
 def add_study(sub) -> None:
@@ -187,11 +189,7 @@ def _all(args) -> int:
 def _score_error(args) -> int:
     from .scoreerror import ScoreErrorConfig, run_score_error
 
-    cfg = _config(ScoreErrorConfig.quick() if args.quick else ScoreErrorConfig(), args)
-    _threads(args)
-    rep = run_score_error(cfg, args.out)
-    print(f"score-error: wrote {args.out / 'report.json'}; {_summary_line(rep)}")
-    return 0
+    return _run_lab(args, "score-error", ScoreErrorConfig, run_score_error)
 
 
 def add_score_error(sub) -> None:
