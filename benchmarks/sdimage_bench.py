@@ -106,20 +106,16 @@ def main(argv=None) -> int:
     ap.add_argument("--tasks", default="inpaint,translate,diffedit,reconstruct,drag")
     ap.add_argument("--out", default="runs/sdimage_bench.json")
     a = ap.parse_args(argv)
-    if a.arch == "all":
-        outs = []
+    if a.arch == "all":  # one run (and one JSON, OUT_<arch>.json) per family
         for arch in ("sd", "sdxl", "sd3", "flux"):
-            out = str(Path(a.out).with_name(f"{Path(a.out).stem}_{arch}.json"))
-            rest = [x for x in (argv if argv is not None else sys.argv[1:])]
-            k = rest.index("--arch")
-            rest[k + 1] = arch
-            if "--out" in rest:
-                rest[rest.index("--out") + 1] = out
-            else:
-                rest += ["--out", out]
-            main(rest)
-            outs.append(out)
+            run(argparse.Namespace(**{**vars(a), "arch": arch,
+                                      "out": str(Path(a.out).with_name(f"{Path(a.out).stem}_{arch}.json"))}))
         return 0
+    return run(a)
+
+
+def run(a: argparse.Namespace) -> int:
+    """One benchmark run for the parsed options ``a`` (one family)."""
     torch.set_num_threads(a.threads)
     from sdimage.loading import load_pipeline, parse_dtype
     from sdimage.tiny import make_sd15_shaped_pipeline, make_tiny_pipeline
