@@ -40,7 +40,7 @@ from diffsamplers.steps import ModelOutput
 from .errors import SdImageError
 
 __all__ = ["ARCHS", "Cond", "Backbone", "SDBackbone", "SDXLBackbone", "SD3Backbone", "FluxBackbone", "backbone",
-           "detect_arch", "arch_of_folder"]
+           "detect_arch", "arch_of_folder", "execution_device"]
 
 ARCHS = ("sd", "sdxl", "sd3", "flux")
 
@@ -107,7 +107,8 @@ class Cond:
                     a.text_ids)
 
 
-def _device(pipe):
+def execution_device(pipe):
+    """Where the pipeline's models run (accelerate's offload hooks set ``_execution_device``)."""
     return getattr(pipe, "_execution_device", None) or pipe.device
 
 
@@ -137,7 +138,7 @@ class Backbone:
 
     @property
     def device(self):
-        return _device(self.pipe)
+        return execution_device(self.pipe)
 
     @property
     def dtype(self) -> torch.dtype:

@@ -6,6 +6,7 @@ before anything is written (outputs are written atomically at the very end).
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import warnings
 from pathlib import Path

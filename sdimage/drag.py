@@ -233,7 +233,7 @@ def drag(
     """
     from .latents import decode, encode, image_multiple, mask_to_latent, to_pil, vae_factor
     from .lora import ensure_lora, remove_lora
-    from .backbones import backbone
+    from .backbones import backbone, execution_device
     from .model import encode_prompt, grid_labels, make_eps_model
     from .runinfo import RunTimer, versions
 
@@ -263,7 +263,7 @@ def drag(
             warnings.warn("the mask has no editable (white) latent pixel: the drag cannot change the image",
                           SdImageWarning, stacklevel=2)
 
-    device = getattr(pipe, "_execution_device", None) or pipe.device
+    device = execution_device(pipe)
     timer = RunTimer(device)
     info: dict[str, Any] = {
         "task": "drag", "method": "SDE-Drag" if sampler == "sde" else "ODE-Drag", "sampler": sampler,

@@ -147,8 +147,9 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
     factor = ws.factor()
     d = {**DragConfig().to_dict(), **(drag_defaults or {})}
     td = {"steps": 50, **(task_defaults or {})}
-    device = getattr(pipe, "_execution_device", None) or pipe.device
-    from .backbones import backbone
+    from .backbones import backbone, execution_device
+
+    device = execution_device(pipe)
 
     bb = backbone(pipe)
     cfg = float(bb.default_guidance)  # the family's CFG default for the task tabs

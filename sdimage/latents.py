@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .backbones import execution_device
 from .errors import SdImageError
 
 __all__ = [
@@ -158,16 +159,12 @@ def mask_to_latent(mask: Tensor, latent_hw: tuple[int, int], rule: str = "neares
     raise SdImageError(f"mask rule must be one of {MASK_RULES}, got {rule!r}")
 
 
-def _device(pipe):
-    return getattr(pipe, "_execution_device", None) or pipe.device
-
-
 @torch.no_grad()
 def encode(pipe, image: Tensor, generator: torch.Generator | None = None, sample: bool = False) -> Tensor:
     """VAE latents × ``vae.config.scaling_factor``: the latent distribution's mean, or a sample when ``sample``."""
     vae = pipe.vae
     with _vae_precision(vae) as dt:
-        dist = vae.encode(image.to(device=_device(pipe), dtype=dt)).latent_dist
+        dist = vae.encode(image.to(device=execution_device(pipe), dtype=dt)).latent_dist
         z = dist.sample(generator=generator) if sample else dist.mean
     shift = getattr(vae.config, "shift_factor", None)
     if shift is not None:
@@ -180,7 +177,7 @@ def decode(pipe, latents: Tensor) -> Tensor:
     """Decoded image [B, 3, H, W] in [-1, 1] (float32, on the VAE's device)."""
     vae = pipe.vae
     with _vae_precision(vae) as dt:
-        z = latents.to(device=_device(pipe), dtype=dt) / vae.config.scaling_factor
+        z = latents.to(device=execution_device(pipe), dtype=dt) / vae.config.scaling_factor
         shift = getattr(vae.config, "shift_factor", None)
         if shift is not None:
             z = z + shift

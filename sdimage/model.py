@@ -28,10 +28,6 @@ Guidance = Union[float, Callable[[int], float]]
 AttnKwargs = Union[dict, Callable[[int], dict], None]
 
 
-def _device(pipe):
-    return getattr(pipe, "_execution_device", None) or pipe.device
-
-
 def _as_cond(c) -> Cond:
     return c if isinstance(c, Cond) else Cond(c)
 

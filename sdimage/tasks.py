@@ -36,9 +36,9 @@ from torch import Tensor
 from diffsamplers import GaussianNoise, Grid, check_preset, recipes
 
 from .errors import SdImageError
-from .backbones import backbone
+from .backbones import backbone, execution_device
 from .latents import decode, encode, mask_to_latent, vae_factor
-from .model import EpsModel, _device, encode_prompt, grid_labels, make_grid, make_official_grids
+from .model import EpsModel, encode_prompt, grid_labels, make_grid, make_official_grids
 from .runinfo import RunTimer
 
 __all__ = ["TaskResult", "inpaint", "translate", "diffedit", "reconstruct", "diffedit_mask"]
@@ -140,7 +140,7 @@ def inpaint(
     bb = backbone(pipe)
     nine = not bb.flow and bb.denoiser.config.in_channels == 9
     times: dict = {}
-    with RunTimer(_device(pipe)) as timer:
+    with RunTimer(execution_device(pipe)) as timer:
         grid = make_grid(pipe, steps, strength, latent_hw=_latent_hw(pipe, image))
         cond, uncond = encode_prompt(pipe, prompt, negative_prompt)
         y0 = encode(pipe, image).to(sdt)
@@ -176,7 +176,7 @@ def translate(
     _check(sampler, solver, order, eta)
     sdt = _state_dtype(pipe)
     times: dict = {}
-    with RunTimer(_device(pipe)) as timer:
+    with RunTimer(execution_device(pipe)) as timer:
         grid = make_grid(pipe, steps, t0, latent_hw=_latent_hw(pipe, image))
         cond, uncond = encode_prompt(pipe, prompt, negative_prompt)
         y0 = encode(pipe, image).to(sdt)
@@ -228,7 +228,7 @@ def diffedit(
     sdt = _state_dtype(pipe)
     times: dict = {}
     official = preset == "official"
-    with RunTimer(_device(pipe)) as timer:
+    with RunTimer(execution_device(pipe)) as timer:
         hw = _latent_hw(pipe, image)
         grid, fgrid = make_official_grids(pipe, steps, t0, "ddim", latent_hw=hw) if (official and sampler == "sde") \
             else (make_grid(pipe, steps, t0, latent_hw=hw), None)
@@ -284,7 +284,7 @@ def reconstruct(
     _check(sampler)
     sdt = _state_dtype(pipe)
     times: dict = {}
-    with RunTimer(_device(pipe)) as timer:
+    with RunTimer(execution_device(pipe)) as timer:
         grid = make_grid(pipe, steps, t0, latent_hw=_latent_hw(pipe, image))
         y0 = encode(pipe, image).to(sdt)
         model = EpsModel(pipe, *encode_prompt(pipe, prompt, "" if guidance != 1.0 else None), guidance=guidance)
