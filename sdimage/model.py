@@ -92,9 +92,7 @@ def make_official_grids(pipe, steps: int, t0: float, scheduler: str = "ddim",
 
         sched = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
     elif scheduler == "ddim":
-        from diffusers import DDIMScheduler
-
-        sched = DDIMScheduler.from_config(pipe.scheduler.config)
+        sched = backbone(pipe).scheduler()  # DDIMScheduler.from_config (a VP family here)
     else:
         raise SdImageError(f"scheduler must be 'dpmsolver' or 'ddim', got {scheduler!r}")
     sched.set_timesteps(steps)

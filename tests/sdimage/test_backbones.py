@@ -82,9 +82,15 @@ def test_stochastic_member_equals_diffusers_scheduler(arch_pipe):
     x, gen = lat.clone(), torch.Generator().manual_seed(5)
     if bb.flow:
         sched = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config, stochastic_sampling=True)
-        kw = {} if bb._mu((16, 16)) is None else {"mu": bb._mu((16, 16))}
-        sig = bb._sigmas(6)
-        sched.set_timesteps(sigmas=sig, **kw) if sig is not None else sched.set_timesteps(6, **kw)
+        if bb.arch == "flux":  # as FluxPipeline sets them: linspace sigmas, mu from the packed sequence length
+            import numpy as np
+            from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+            c = sched.config
+            mu = calculate_shift(8 * 8, c.base_image_seq_len, c.max_image_seq_len, c.base_shift, c.max_shift)
+            sched.set_timesteps(sigmas=np.linspace(1.0, 1 / 6, 6), mu=mu)
+        else:  # as StableDiffusion3Pipeline: the scheduler's own spacing and shift
+            sched.set_timesteps(6)
         torch.testing.assert_close(grid.sigmas.float(), sched.sigmas.float())
         for t in sched.timesteps:
             p = model(x, t)
