@@ -84,8 +84,20 @@ def render(kind: str, size: int, centre, side: int = 32, foreground: float = 1.0
     return (background + (foreground - background) * cover).to(dtype)
 
 
+class SceneGeometry:
+    """``side`` and ``dim`` (= side², the flat pixel vector's length) of a data set with a ``config.side``."""
+
+    @property
+    def side(self) -> int:
+        return self.config.side  # type: ignore[attr-defined]
+
+    @property
+    def dim(self) -> int:
+        return self.config.side ** 2  # type: ignore[attr-defined]
+
+
 @dataclass
-class ShapeSet:
+class ShapeSet(SceneGeometry):
     """The rendered data set: ``images`` [K, side²] (row-major), per image its kind, size and centre, the exact
     mixture with one component per image, and a lookup (kind, size, cy, cx) → component index."""
 
@@ -96,14 +108,6 @@ class ShapeSet:
     centres: list[tuple[int, int]]
     mixture: DigitMixture
     index: dict
-
-    @property
-    def side(self) -> int:
-        return self.config.side
-
-    @property
-    def dim(self) -> int:
-        return self.config.side ** 2
 
     def __len__(self) -> int:
         return len(self.kinds)

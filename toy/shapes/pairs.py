@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from ..digits.mixture import MixtureConfig
-from .data import KINDS, ShapeConfig, render
+from .data import KINDS, SceneGeometry, ShapeConfig, render
 
 __all__ = ["PairConfig", "PairMixture", "PairSet", "build_pairs", "boxes_apart"]
 
@@ -216,7 +216,7 @@ class PairMixture:
 
 
 @dataclass
-class PairSet:
+class PairSet(SceneGeometry):
     """The two-object data set: per kind slot the object renderings minus background ([K_a, d], [K_b, d]) with
     their (kind, size, cy, cx) keys, the allowed-pair table and the exact mixture.  Component / scene ids are
     i · K_b + j (:meth:`find`, :meth:`images_of`)."""
@@ -227,14 +227,6 @@ class PairSet:
     mixture: PairMixture
     index_a: dict
     index_b: dict
-
-    @property
-    def side(self) -> int:
-        return self.config.side
-
-    @property
-    def dim(self) -> int:
-        return self.config.side ** 2
 
     def __len__(self) -> int:
         return self.mixture.num_components
