@@ -8,14 +8,14 @@ Every editing method (inpaint, SDEdit, DiffEdit, reconstruction, SDE-/ODE-Drag) 
 Works on torch tensors of any shape, float32 or float64, CPU or CUDA.
 """
 from .continuous import euler_maruyama, probability_flow_euler, probability_flow_heun
-from .cycle import VARIANTS, CycleTrace, cycle_encode, cycle_record, cycle_replay, forward_chain
+from .cycle import SOLVERS, VARIANTS, CycleTrace, check_solver, cycle_encode, cycle_record, cycle_replay, forward_chain, step_parts
 from . import presets, recipes
 from .edits import PRESETS, check_preset, copy_paste, drag_path, num_drag_ops, num_drag_steps, patch_bounds
 from .grid import Grid
 from .noise import GaussianNoise, NoiseSource, RecordingNoise, ReplayNoise
 from .presets import cosine_ramp, linear_ramp, official_grids, official_num_steps
 from .recipes import SAMPLERS, EditResult, check_sampler
-from .sampling import EpsModel, PostStep, invert_ddim, sample_ddim, sample_dpmpp
+from .sampling import EpsModel, PostStep, invert_ddim, invert_dpmpp, sample_ddim, sample_dpmpp
 from .steps import (
     ModelOutput,
     Prediction,
@@ -23,6 +23,7 @@ from .steps import (
     ddim_noise_for_target,
     ddim_sigma,
     ddim_step,
+    dpmpp_noise_for_target,
     dpmpp_step,
     eps_from_score,
     eps_from_v,
@@ -36,7 +37,8 @@ from .steps import (
 
 __all__ = [
     "Grid", "GaussianNoise", "ReplayNoise", "RecordingNoise", "NoiseSource", "EpsModel", "PostStep",
-    "sample_ddim", "sample_dpmpp", "invert_ddim", "forward_chain", "cycle_record", "cycle_replay", "cycle_encode",
+    "sample_ddim", "sample_dpmpp", "invert_ddim", "invert_dpmpp", "SOLVERS", "check_solver", "step_parts",
+    "dpmpp_noise_for_target", "forward_chain", "cycle_record", "cycle_replay", "cycle_encode",
     "CycleTrace", "VARIANTS", "euler_maruyama", "probability_flow_euler", "probability_flow_heun",
     "ddim_step", "ddim_sigma", "ddim_noise_for_target", "dpmpp_step", "forward_step", "posterior_step",
     "predict_x0", "eps_from_v", "eps_from_x0", "eps_from_score", "copy_paste", "patch_bounds", "num_drag_steps",

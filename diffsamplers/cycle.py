@@ -8,11 +8,17 @@ Three encoders (``variant``) build the forward chain x_N = x_0 (clean) → x_0 (
 - ``"independent"``: edit-friendly DDPM inversion (Huberman-Spiegelglas et al. 2024): every x_t ~ q(x_t | x_0) independently.
 
 The first two have the same joint law; the third has the right marginals but a different joint.
+
+The record/replay works for any stochastic step of the form x_s = m(x_t, model, history) + c_{t→s} w
+(``solver``): η-DDIM (paper Eq. 6) and SDE-DPM-Solver++ of order 1 or 2 (the 2M history is the x̂_0 of the chain
+being run: the recorded chain when recording, the replayed one when replaying, so an unedited replay is exact).
+A per-step η (``eta`` a sequence, DDIM only) with zeros gives ODE/SDE hybrids: an η = 0 step is encoded by DDIM
+inversion and decoded by the plain DDIM step (η ≡ 0 is DDIM inversion + DDIM, η ≡ 1 Cycle-SDE).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal, Sequence
 
 import torch
 from torch import Tensor
@@ -21,26 +27,79 @@ from tqdm.auto import tqdm
 from .grid import Grid
 from .noise import NoiseSource
 from .sampling import EpsModel, PostStep
-from .steps import ddim_noise_for_target, ddim_sigma, ddim_step, forward_step, posterior_step
+from .steps import (ModelOutput, _ddim_mean, _dpmpp_parts, as_eps, ddim_step, dpmpp_lambda, forward_step,
+                    posterior_step, split_prediction)
 
-__all__ = ["Variant", "VARIANTS", "CycleTrace", "forward_chain", "cycle_record", "cycle_replay", "cycle_encode"]
+__all__ = ["Variant", "VARIANTS", "SOLVERS", "CycleTrace", "forward_chain", "cycle_record", "cycle_replay",
+           "cycle_encode", "step_parts", "check_solver"]
 
 Variant = Literal["markov", "posterior", "independent"]
 VARIANTS: tuple[str, ...] = ("markov", "posterior", "independent")
+SOLVERS: tuple[str, ...] = ("ddim", "dpmpp")
+
+
+def check_solver(solver: str, order: int) -> None:
+    """The one check of a solver name and order (``"ddim"``: order ignored; ``"dpmpp"``: 1 or 2)."""
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2, got {order!r}")
+
+
+def _etas(eta, n: int, solver: str) -> list[float]:
+    """η per step: a number (> 0) for every step, or a sequence of n values >= 0 (DDIM only)."""
+    if isinstance(eta, (int, float)):
+        if not float(eta) > 0:
+            raise ValueError("Cycle-SDE needs eta > 0 (a per-step sequence may hold zeros: ODE steps)")
+        return [float(eta)] * n
+    vals = [float(v) for v in eta]
+    if len(vals) != n:
+        raise ValueError(f"{len(vals)} eta values for a {n}-step grid")
+    if any(not v >= 0 for v in vals):
+        raise ValueError("per-step eta values must be >= 0")
+    if solver != "ddim" and any(v != 1.0 for v in vals):
+        raise ValueError("a per-step eta schedule needs the ddim solver (SDE-DPM-Solver++ is the eta = 1 process)")
+    return vals
+
+
+def step_parts(grid: Grid, solver: str = "ddim", order: int = 1, eta=1.0
+               ) -> Callable[[int, Tensor, ModelOutput], tuple[Tensor, float]]:
+    """A pass's step rule (i, x_t, model output) ↦ (m, c) with x_s = m + c·w: η-DDIM (paper Eq. 6) or
+    DPM-Solver++ (Lu et al. 2022; ODE where η_i = 0, else SDE-DPM-Solver++), order 2 keeping this pass's x̂_0
+    history (first and last steps order 1, as diffusers' ``DPMSolverMultistepScheduler``).  Call once per step, in order."""
+    check_solver(solver, order)
+    n = grid.num_steps
+    etas = [float(eta)] * n if isinstance(eta, (int, float)) else [float(v) for v in eta]
+    hist: dict = {"x0": None, "lam": None}
+
+    def parts(i: int, x: Tensor, out: ModelOutput) -> tuple[Tensor, float]:
+        a_t, s_t, a_s, s_s = grid.step(i)
+        if solver == "ddim":
+            return _ddim_mean(x, out, a_t, s_t, a_s, s_s, etas[i])
+        _, x0 = split_prediction(out, x, a_t, s_t)
+        use2 = order == 2 and hist["x0"] is not None and i < n - 1
+        res = _dpmpp_parts(x, x0, a_t, s_t, a_s, s_s, hist["x0"] if use2 else None, hist["lam"] if use2 else None,
+                           etas[i] > 0)
+        hist["x0"], hist["lam"] = x0, dpmpp_lambda(a_t, s_t)
+        return res
+
+    return parts
 
 
 @dataclass
 class CycleTrace:
     """A recorded forward chain (``chain[i]`` at grid point i, ``chain[N]`` the clean input) and its replay noises.
 
-    ``noises[i]`` drives step i → i+1.  On a step with σ_{t→s} = 0 (e.g. the last step onto σ = 0) the entry is the
-    additive residual instead, so replay stays exact.
+    ``noises[i]`` drives step i → i+1.  On a step with c_{t→s} = 0 (e.g. the last step onto σ = 0) the entry is the
+    additive residual instead, so replay stays exact; on an ODE step of a hybrid (η_i = 0) it is None.
     """
 
     chain: list[Tensor]
-    noises: list[Tensor]
-    eta: float
+    noises: list[Tensor | None]
+    eta: float | list[float]
     variant: str
+    solver: str = "ddim"
+    order: int = 1
 
 
 def forward_chain(x0: Tensor, grid: Grid, noise: NoiseSource, variant: Variant = "markov") -> list[Tensor]:
@@ -69,21 +128,22 @@ def forward_chain(x0: Tensor, grid: Grid, noise: NoiseSource, variant: Variant =
 
 
 @torch.no_grad()
-def cycle_record(model: EpsModel, chain: list[Tensor], grid: Grid, eta: float = 1.0, progress: bool = False) -> list[Tensor]:
-    """Noises w_i solving Eq. 6 so that the step from the recorded x_{t_i} (ε evaluated there) lands on x_{t_{i+1}} (Eq. 8)."""
-    if eta <= 0:
-        raise ValueError("Cycle-SDE needs eta > 0")
+def cycle_record(model: EpsModel, chain: list[Tensor], grid: Grid, eta: "float | Sequence[float]" = 1.0,
+                 progress: bool = False, solver: str = "ddim", order: int = 1) -> list[Tensor | None]:
+    """Noises w_i = (x_{t_{i+1}} − m_i)/c_i so that the step from the recorded x_{t_i} (model evaluated there, with the
+    recorded chain's history) lands on x_{t_{i+1}} (paper Eq. 8; any step x_s = m + c w, :func:`step_parts`)."""
     if len(chain) != len(grid):
         raise ValueError(f"chain has {len(chain)} states, grid {len(grid)} points")
-    noises: list[Tensor] = []
+    etas = _etas(eta, grid.num_steps, solver)
+    parts = step_parts(grid, solver, order, etas)
+    noises: list[Tensor | None] = []
     it = tqdm(range(grid.num_steps), desc="Cycle-SDE record", leave=False) if progress else range(grid.num_steps)
     for i in it:
-        a_t, s_t, a_s, s_s = grid.step(i)
-        eps = model(chain[i], grid.timesteps[i])
-        if ddim_sigma(a_t, s_t, a_s, s_s, eta) > 0:
-            noises.append(ddim_noise_for_target(chain[i], eps, chain[i + 1], a_t, s_t, a_s, s_s, eta))
-        else:
-            noises.append(chain[i + 1] - ddim_step(chain[i], eps, a_t, s_t, a_s, s_s, 0.0))
+        if etas[i] == 0.0:
+            noises.append(None)  # an ODE step of a hybrid: decoded by the plain step, nothing recorded
+            continue
+        mean, c = parts(i, chain[i], model(chain[i], grid.timesteps[i]))
+        noises.append((chain[i + 1] - mean) / c if c > 0 else chain[i + 1] - mean)
     return noises
 
 
@@ -92,45 +152,79 @@ def cycle_replay(
     model: EpsModel,
     x: Tensor,
     grid: Grid,
-    noises: list[Tensor],
-    eta: float = 1.0,
+    noises: list[Tensor | None],
+    eta: "float | Sequence[float]" = 1.0,
     post_step: PostStep | None = None,
     progress: bool = False,
+    solver: str = "ddim",
+    order: int = 1,
 ) -> Tensor:
-    """Denoise ``x`` (the possibly edited state at grid point 0) with the η-DDIM update replaying recorded noises."""
+    """Denoise ``x`` (the possibly edited state at grid point 0) with the solver's step x_s = m + c w replaying the
+    recorded noises (η-DDIM: paper Eq. 6; SDE-DPM-Solver++ with this chain's own history); a None entry is a
+    deterministic (η = 0) step."""
     if len(noises) != grid.num_steps:
         raise ValueError(f"{len(noises)} recorded noises for a {grid.num_steps}-step grid")
+    parts = step_parts(grid, solver, order, _etas(eta, grid.num_steps, solver))
     it = tqdm(range(grid.num_steps), desc="Cycle-SDE replay", leave=False) if progress else range(grid.num_steps)
     for i in it:
-        a_t, s_t, a_s, s_s = grid.step(i)
-        eps = model(x, grid.timesteps[i])
-        w = noises[i].to(device=x.device, dtype=x.dtype)
-        if ddim_sigma(a_t, s_t, a_s, s_s, eta) > 0:
-            x = ddim_step(x, eps, a_t, s_t, a_s, s_s, eta, w)
+        mean, c = parts(i, x, model(x, grid.timesteps[i]))
+        w = noises[i]
+        if w is not None:
+            w = w.to(device=x.device, dtype=x.dtype)
+            x = mean + c * w if c > 0 else mean + w
         else:
-            x = ddim_step(x, eps, a_t, s_t, a_s, s_s, 0.0) + w
+            x = mean
         if post_step is not None:
             x = post_step(i, x)
     return x
 
 
+def _hybrid_chain(model: EpsModel, x0: Tensor, grid: Grid, noise: NoiseSource, etas: list[float]) -> list[Tensor]:
+    """Markov forward chain where η_i > 0 and DDIM inversion (ε at the cleaner state, label of point i, as
+    :func:`~diffsamplers.sampling.invert_ddim`) where η_i = 0; one model call per inverted step."""
+    n = grid.num_steps
+    chain: list[Tensor] = [x0] * (n + 1)
+    draws = 0
+    for i in range(n - 1, -1, -1):
+        a_t, s_t, a_s, s_s = grid.step(i)
+        if etas[i] > 0:
+            chain[i] = forward_step(chain[i + 1], a_s, s_s, a_t, s_t, noise(draws, x0))
+            draws += 1
+        else:
+            eps = as_eps(model(chain[i + 1], grid.timesteps[i]))
+            chain[i] = ddim_step(chain[i + 1], eps, a_s, s_s, a_t, s_t, 0.0)
+    return chain
+
+
+@torch.no_grad()
 def cycle_encode(
     model: EpsModel,
     x0: Tensor,
     grid: Grid,
     noise: NoiseSource,
     variant: Variant = "markov",
-    eta: float = 1.0,
+    eta: "float | Sequence[float]" = 1.0,
     progress: bool = False,
     forward_grid: Grid | None = None,
+    solver: str = "ddim",
+    order: int = 1,
 ) -> CycleTrace:
-    """Forward chain (on ``forward_grid``, default ``grid``) + the noises that replay it on ``grid`` (N model calls).
+    """Forward chain (on ``forward_grid``, default ``grid``) + the noises that replay it on ``grid`` with ``solver``
+    (N model calls; a hybrid's η = 0 steps are DDIM-inverted instead, one call each, and not recorded).
 
     The two grids differ only to reproduce the official SDE-Drag code (:func:`diffsamplers.presets.official_grids`);
     replay reconstructs the chain exactly whatever levels the chain was drawn with.
     """
+    check_solver(solver, order)
     fg = grid if forward_grid is None else forward_grid
     if fg.num_steps != grid.num_steps:
         raise ValueError(f"forward grid has {fg.num_steps} steps, grid {grid.num_steps}")
-    chain = forward_chain(x0, fg, noise, variant)
-    return CycleTrace(chain, cycle_record(model, chain, grid, eta, progress), eta, variant)
+    etas = _etas(eta, grid.num_steps, solver)
+    if all(e > 0 for e in etas):
+        chain = forward_chain(x0, fg, noise, variant)
+    elif variant != "markov":
+        raise ValueError("a hybrid (eta = 0 on some steps) needs the markov encoder")
+    else:
+        chain = _hybrid_chain(model, x0, fg, noise, etas)
+    noises = cycle_record(model, chain, grid, etas, progress, solver, order)
+    return CycleTrace(chain, noises, eta if isinstance(eta, (int, float)) else etas, variant, solver, order)

@@ -27,11 +27,11 @@ from typing import Callable, Literal, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from .cycle import Variant, cycle_encode, cycle_replay
+from .cycle import SOLVERS, Variant, check_solver, cycle_encode, cycle_replay
 from .edits import check_preset, copy_paste, drag_path, num_drag_ops
 from .grid import Grid
 from .noise import NoiseSource
-from .sampling import EpsModel, PostStep, invert_ddim, sample_ddim, sample_dpmpp
+from .sampling import EpsModel, PostStep, invert_ddim, invert_dpmpp, sample_ddim, sample_dpmpp
 from .steps import as_eps
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
 
 Sampler = Literal["ode", "sde"]
 SAMPLERS: tuple[str, ...] = ("ode", "sde")
-SOLVERS: tuple[str, ...] = ("ddim", "dpmpp")
 Schedule = Callable[[int, int], float]
 
 
@@ -215,31 +214,43 @@ def edit_at_t0(
     model: EpsModel, x0: Tensor, grid: Grid, sampler: Sampler = "sde", noise: NoiseSource | None = None, *,
     edit: Callable[[Tensor], Tensor] | None = None, decode_model: EpsModel | None = None, mask: Tensor | None = None,
     post_step: PostStep | None = None, forward_grid: Grid | None = None, variant: Variant = "markov",
-    fixed_point_iters: int = 0, reset_lag: int = 0, progress: bool = False,
+    fixed_point_iters: int = 0, reset_lag: int = 0, solver: str = "ddim", order: int = 2,
+    eta: float | Sequence[float] = 1.0, progress: bool = False,
 ) -> EditResult:
-    """Encode ``x0`` to grid point 0 with ``model`` (SDE: Cycle-SDE, paper Eqs. 7–8; ODE: DDIM inversion), apply
-    ``edit`` there, and decode with ``decode_model`` (default ``model``; SDE: replay of the recorded noises, Eq. 6
-    with η = 1; ODE: DDIM).  After every decoding step the state outside ``mask`` (True / 1 = editable) is reset to
-    the encoded trajectory at the same level (``reset_lag=1``: one level noisier, as diffusers' DiffEdit pipeline
-    does), then ``post_step`` runs.  ``forward_grid``: see :func:`cycle_encode` (the ODE inverts on it too).  With
-    no edit, the same model and no mask, the SDE returns ``x0`` up to float error."""
+    """Encode ``x0`` to grid point 0 with ``model`` (SDE: Cycle-SDE, paper Eqs. 7–8; ODE: DDIM or DPM-Solver++
+    inversion), apply ``edit`` there, and decode with ``decode_model`` (default ``model``; SDE: replay of the recorded
+    noises with η-DDIM, Eq. 6, or SDE-DPM-Solver++; ODE: DDIM or DPM-Solver++).  ``solver`` ``"ddim"`` (the paper)
+    or ``"dpmpp"`` (``order`` 1 or 2); ``eta`` (SDE, DDIM): a number, or one value per step (0 = an ODE step: a
+    hybrid, see :mod:`diffsamplers.cycle`).  After every decoding step the state outside ``mask`` (True / 1 =
+    editable) is reset to the encoded trajectory at the same level (``reset_lag=1``: one level noisier, as diffusers'
+    DiffEdit pipeline does), then ``post_step`` runs.  ``forward_grid``: see :func:`cycle_encode` (the ODE inverts on
+    it too).  With no edit, the same model and no mask, the SDE returns ``x0`` up to float error."""
     if reset_lag not in (0, 1):
         raise ValueError(f"reset_lag must be 0 or 1, got {reset_lag}")
     check_sampler(sampler)
+    check_solver(solver, order)
+    if fixed_point_iters and (sampler != "ode" or solver != "ddim"):
+        raise ValueError("fixed_point_iters refines DDIM inversion: it needs sampler='ode' and solver='ddim'")
     dec = model if decode_model is None else decode_model
     fg = grid if forward_grid is None else forward_grid
     if sampler == "ode":
-        ref = invert_ddim(model, x0, fg, fixed_point_iters=fixed_point_iters, progress=progress)
+        if solver == "ddim":
+            ref = invert_ddim(model, x0, fg, fixed_point_iters=fixed_point_iters, progress=progress)
+        else:
+            ref = invert_dpmpp(model, x0, fg, order=order, progress=progress)
     else:
-        trace = cycle_encode(model, x0, grid, _noise_needed(noise, "Cycle-SDE"), variant=variant, progress=progress,
-                             forward_grid=forward_grid)
+        trace = cycle_encode(model, x0, grid, _noise_needed(noise, "Cycle-SDE"), variant=variant, eta=eta,
+                             progress=progress, forward_grid=forward_grid, solver=solver, order=order)
         ref = trace.chain
     xt = ref[0] if edit is None else edit(ref[0])
     post = _reset(mask, ref, post_step, reset_lag)
-    if sampler == "ode":
+    if sampler == "ode" and solver == "ddim":
         out = sample_ddim(dec, xt, grid, eta=0.0, post_step=post, progress=progress)
+    elif sampler == "ode":
+        out = sample_dpmpp(dec, xt, grid, order=order, sde=False, post_step=post, progress=progress)
     else:
-        out = cycle_replay(dec, xt, grid, trace.noises, post_step=post, progress=progress)
+        out = cycle_replay(dec, xt, grid, trace.noises, eta=trace.eta, post_step=post, progress=progress,
+                           solver=solver, order=order)
     return EditResult(out, x_t0=xt, mask=mask)
 
 
@@ -247,7 +258,7 @@ def edit_at_t0(
 def diffedit(
     encode_model: EpsModel, target_model: EpsModel, x0: Tensor, mask: Tensor, grid: Grid, sampler: Sampler = "sde",
     noise: NoiseSource | None = None, *, forward_grid: Grid | None = None, variant: Variant = "markov",
-    reset_lag: int = 0, progress: bool = False,
+    reset_lag: int = 0, solver: str = "ddim", order: int = 2, progress: bool = False,
 ) -> EditResult:
     """DiffEdit with the ODE (DDIM inversion by ``encode_model`` → DDIM with ``target_model``) or the SDE (Cycle-SDE
     recorded with ``encode_model`` → replay with ``target_model``); outside ``mask`` (True / 1 = edit) the state is
@@ -255,19 +266,22 @@ def diffedit(
     ``reset_lag=1`` reproduces diffusers' DiffEdit pipeline, which resets to the inverted latent one level noisier,
     so its unmasked region ends one inversion step away from the input)."""
     return edit_at_t0(encode_model, x0, grid, sampler, noise, decode_model=target_model, mask=mask,
-                      forward_grid=forward_grid, variant=variant, reset_lag=reset_lag, progress=progress)
+                      forward_grid=forward_grid, variant=variant, reset_lag=reset_lag, solver=solver, order=order,
+                      progress=progress)
 
 
 # ------------------------------------------------------------------------------------------------------ reconstruct
 @torch.no_grad()
 def reconstruct(
     model: EpsModel, x0: Tensor, grid: Grid, sampler: Sampler = "sde", noise: NoiseSource | None = None, *,
-    variant: Variant = "markov", fixed_point_iters: int = 0, progress: bool = False,
+    variant: Variant = "markov", fixed_point_iters: int = 0, solver: str = "ddim", order: int = 2,
+    progress: bool = False,
 ) -> EditResult:
     """Encode to grid point 0 and decode with the same model (:func:`edit_at_t0` with no edit): Cycle-SDE (SDE;
-    exact up to float error) or DDIM inversion + DDIM (ODE; O(1/N) error, or refined by ``fixed_point_iters``)."""
+    exact up to float error, DDIM or SDE-DPM-Solver++) or inversion + sampling (ODE; DDIM with O(1/N) error, or
+    refined by ``fixed_point_iters``; DPM-Solver++)."""
     return edit_at_t0(model, x0, grid, sampler, noise, variant=variant, fixed_point_iters=fixed_point_iters,
-                      progress=progress)
+                      solver=solver, order=order, progress=progress)
 
 
 # ------------------------------------------------------------------------------------------------------------- drag
@@ -291,7 +305,9 @@ def drag(
     sampler: Sampler = "sde", noise: NoiseSource | None = None, mask: Tensor | None = None, preset: str = "official",
     r: int = 5, alpha: float = 1.1, beta: float = 0.3, step_size: float = 2.0, paste: bool = True,
     variant: Variant = "markov", forward_grid: Grid | None = None, schedules: Mapping[str, Schedule] | None = None,
-    on_op: Callable[[int, Tensor], None] | None = None, progress: bool = False,
+    solver: str = "ddim", order: int = 2, eta: float | Sequence[float] = 1.0,
+    on_op: Callable[[int, Tensor], None] | None = None, on_step: Callable[[int, int, Tensor], None] | None = None,
+    progress: bool = False,
 ) -> EditResult:
     """SDE-Drag (``sampler="sde"``) / ODE-Drag: move every source point to its target in m operations.
 
@@ -301,7 +317,10 @@ def drag(
     replay or DDIM) resetting the state outside ``mask`` (True = editable) to the encoded trajectory after every
     step.  Points are index tuples over the trailing spatial dimensions.  ``schedules`` maps keyword names to
     functions (k, K) ↦ value of the backward step k of K; the model is then called as ``model(x, t, **values)`` in
-    both passes (CFG scale, LoRA scale).  ``paste=False`` returns the input (SDE) up to float error.
+    both passes (CFG scale, LoRA scale).  ``paste=False`` returns the input (SDE) up to float error.  ``solver`` /
+    ``order`` / ``eta``: as :func:`edit_at_t0` (a per-step η with zeros is an ODE/SDE hybrid; η ≡ 0 equals ODE-Drag).
+    ``on_op(i, x)`` runs after operation i; ``on_step(i, k, x)`` right after the paste of operation i (k = −1) and
+    after its decoding step k (after the mask reset).
     """
     check_sampler(sampler)
     check_preset(preset)
@@ -314,13 +333,20 @@ def drag(
     x = x0
     result = EditResult(x0, mask=keep, ops=ops)
     for i, op in enumerate(ops):
-        paste_op = None
-        if paste:
-            def paste_op(xt: Tensor, op: DragOp = op) -> Tensor:
-                return copy_paste(xt, op.sources, op.targets, r, alpha, beta, noise, preset)
+        def paste_op(xt: Tensor, op: DragOp = op, i: int = i) -> Tensor:
+            if paste:
+                xt = copy_paste(xt, op.sources, op.targets, r, alpha, beta, noise, preset)
+            if on_step is not None:
+                on_step(i, -1, xt)
+            return xt
 
-        res = edit_at_t0(eps, x, grid, sampler, noise, edit=paste_op, mask=keep, forward_grid=forward_grid,
-                         variant=variant, progress=progress)
+        def after(k: int, xs: Tensor, i: int = i) -> Tensor:
+            on_step(i, k, xs)  # type: ignore[misc]
+            return xs
+
+        res = edit_at_t0(eps, x, grid, sampler, noise, edit=paste_op if paste or on_step else None, mask=keep,
+                         post_step=after if on_step is not None else None, forward_grid=forward_grid,
+                         variant=variant, solver=solver, order=order, eta=eta, progress=progress)
         x = res.x
         if i == 0:
             result.x_t0 = res.x_t0

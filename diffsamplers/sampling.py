@@ -4,6 +4,7 @@ from the injected noise source.  ``post_step(i, x) -> x`` runs after step i (inp
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -12,9 +13,10 @@ from tqdm.auto import tqdm
 
 from .grid import Grid
 from .noise import NoiseSource
-from .steps import ModelOutput, as_eps, ddim_step, dpmpp_step, split_prediction
+from .steps import (ModelOutput, _dpmpp_parts, as_eps, ddim_step, dpmpp_lambda, dpmpp_step, predict_x0,
+                    split_prediction)
 
-__all__ = ["EpsModel", "PostStep", "sample_ddim", "sample_dpmpp", "invert_ddim"]
+__all__ = ["EpsModel", "PostStep", "sample_ddim", "sample_dpmpp", "invert_ddim", "invert_dpmpp"]
 
 EpsModel = Callable[..., ModelOutput]  # model(x, t) -> ε, or a Prediction(ε, x̂_0) (flows at α = 0)
 PostStep = Callable[[int, Tensor], Tensor]
@@ -117,5 +119,46 @@ def invert_ddim(
             at, st, as_, ss = (float(v) for v in (a_t, s_t, a_s, s_s))
             for _ in range(fixed_point_iters):
                 x = (at / as_) * x_s + (st - at * ss / as_) * as_eps(model(x, grid.timesteps[i]))
+        traj[i] = x
+    return traj
+
+
+@torch.no_grad()
+def invert_dpmpp(
+    model: EpsModel,
+    x0: Tensor,
+    grid: Grid,
+    order: int = 2,
+    progress: bool = False,
+) -> list[Tensor]:
+    """DPM-Solver++ inversion: the update of :func:`~diffsamplers.steps.dpmpp_step` run towards more noise (h < 0),
+    as diffusers' ``DPMSolverMultistepInverseScheduler``, from the clean point N to point 0; order 2 uses the x̂_0 of
+    the previous (cleaner) step.
+
+    Inverting step i starts at point i + 1 and calls the model there with that point's own label (the call the
+    sampler makes at step i + 1), so x̂_0 is consistent and the 2M correction is second order.  The clean end has no
+    label: its step (the mirror of the sampler's last, first-order step) is the DDIM inversion step of
+    :func:`invert_ddim` (ε at the clean state with the label of point N − 1).  Returns the trajectory indexed like
+    the grid: ``traj[N] = x0``, ``traj[0]`` the inverted state at t0."""
+    if order not in (1, 2):
+        raise ValueError(f"DPM-Solver++ order must be 1 or 2, got {order}")
+    n = grid.num_steps
+    traj: list[Tensor] = [x0] * (n + 1)
+    x = x0
+    x0_prev: Tensor | None = None
+    lam_prev: float | None = None
+    for k in _steps(n, progress, "DPM-Solver++ inversion"):
+        i = n - 1 - k
+        a_t, s_t, a_s, s_s = grid.step(i)
+        if k == 0:
+            eps = as_eps(model(x, grid.timesteps[i]))
+            x0_hat = predict_x0(x, eps, a_s, s_s)
+            x = ddim_step(x, eps, a_s, s_s, a_t, s_t, 0.0)
+        else:
+            _, x0_hat = split_prediction(model(x, grid.timesteps[i + 1]), x, a_s, s_s)
+            use2 = order == 2 and x0_prev is not None and lam_prev is not None and math.isfinite(lam_prev)
+            x, _ = _dpmpp_parts(x, x0_hat, a_s, s_s, a_t, s_t, x0_prev if use2 else None,
+                                lam_prev if use2 else None, False)
+        x0_prev, lam_prev = x0_hat, dpmpp_lambda(a_s, s_s)
         traj[i] = x
     return traj

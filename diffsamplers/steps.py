@@ -26,6 +26,8 @@ __all__ = [
     "forward_step",
     "posterior_step",
     "dpmpp_step",
+    "dpmpp_noise_for_target",
+    "dpmpp_lambda",
 ]
 
 
@@ -170,6 +172,26 @@ def _lam(alpha: float, sigma: float) -> float:
     return math.log(alpha) - math.log(sigma) if alpha > 0 else -math.inf
 
 
+def _dpmpp_parts(
+    x: Tensor, x0: Tensor, alpha_t: float, sigma_t: float, alpha_s: float, sigma_s: float,
+    x0_prev: Tensor | None, lambda_prev: float | None, sde: bool,
+) -> tuple[Tensor, float]:
+    """(mean, noise scale c) of the DPM-Solver++ step: x_s = mean + c·w (c = 0 for the ODE and onto σ = 0)."""
+    a_t, s_t, a_s, s_s = _f(alpha_t), _f(sigma_t), _f(alpha_s), _f(sigma_s)
+    if s_s == 0.0:
+        return x0, 0.0  # the last step to sigma = 0 returns the data prediction
+    lam_t, lam_s = _lam(a_t, s_t), _lam(a_s, s_s)
+    h = lam_s - lam_t
+    d = x0
+    if x0_prev is not None and lambda_prev is not None:
+        r = (lam_t - lambda_prev) / h
+        d = x0 + (x0 - x0_prev) / (2.0 * r)
+    if not sde:
+        return (s_s / s_t) * x - a_s * math.expm1(-h) * d, 0.0
+    e2 = -math.expm1(-2.0 * h)
+    return (s_s / s_t) * math.exp(-h) * x + a_s * e2 * d, s_s * math.sqrt(e2)
+
+
 def dpmpp_step(
     x: Tensor,
     x0: Tensor,
@@ -186,19 +208,34 @@ def dpmpp_step(
 
     ODE: x_s = (σ_s/σ_t) x − α_s (e^{−h} − 1) D;  SDE: x_s = (σ_s/σ_t) e^{−h} x + α_s (1 − e^{−2h}) D + σ_s √(1 − e^{−2h}) w,
     with h = λ_s − λ_t, λ = log(α/σ), D = x̂_0 (order 1) or x̂_0 + (x̂_0 − x̂_0^prev)/(2r), r = h_prev/h (order 2).
+    Run with σ increasing (h < 0) it is the inversion step of diffusers' ``DPMSolverMultistepInverseScheduler``.
     """
-    a_t, s_t, a_s, s_s = _f(alpha_t), _f(sigma_t), _f(alpha_s), _f(sigma_s)
-    if s_s == 0.0:
-        return x0  # the last step to sigma = 0 returns the data prediction
-    lam_t, lam_s = _lam(a_t, s_t), _lam(a_s, s_s)
-    h = lam_s - lam_t
-    d = x0
-    if x0_prev is not None and lambda_prev is not None:
-        r = (lam_t - lambda_prev) / h
-        d = x0 + (x0 - x0_prev) / (2.0 * r)
-    if not sde:
-        return (s_s / s_t) * x - a_s * math.expm1(-h) * d
+    mean, c = _dpmpp_parts(x, x0, alpha_t, sigma_t, alpha_s, sigma_s, x0_prev, lambda_prev, sde)
+    if not sde or c == 0.0:
+        return mean
     if noise is None:
         raise ValueError("the SDE step needs a noise tensor")
-    e2 = -math.expm1(-2.0 * h)
-    return (s_s / s_t) * math.exp(-h) * x + a_s * e2 * d + s_s * math.sqrt(e2) * noise
+    return mean + c * noise
+
+
+def dpmpp_noise_for_target(
+    x: Tensor,
+    x0: Tensor,
+    x_s: Tensor,
+    alpha_t: float,
+    sigma_t: float,
+    alpha_s: float,
+    sigma_s: float,
+    x0_prev: Tensor | None = None,
+    lambda_prev: float | None = None,
+) -> Tensor:
+    """The w that makes the SDE-DPM-Solver++ step from ``x`` land on ``x_s``: w = (x_s − mean)/c (Cycle-SDE, Eq. 8)."""
+    mean, c = _dpmpp_parts(x, x0, alpha_t, sigma_t, alpha_s, sigma_s, x0_prev, lambda_prev, True)
+    if c <= 0.0:
+        raise ValueError("cannot solve for the noise of a deterministic step (sigma_s = 0)")
+    return (x_s - mean) / c
+
+
+def dpmpp_lambda(alpha: float, sigma: float) -> float:
+    """λ = log(α/σ), the DPM-Solver time (−∞ at α = 0, +∞ at σ = 0)."""
+    return _lam(_f(alpha), _f(sigma))
