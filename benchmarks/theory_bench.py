@@ -49,6 +49,7 @@ from theory.cases import random_configs  # noqa: E402
 from theory.config import config_from_dict  # noqa: E402
 from theory.divergences import fisher_grid_logratio, kl_grid  # noqa: E402
 from theory.fokker_planck import evolve_pair  # noqa: E402
+from theory.marginal_many import attach_many  # noqa: E402
 from theory.reversal import reversal_kl_trapezoid_1d, reversal_quadrature  # noqa: E402
 from theory.timegrid import integrate_half_g2_fisher, psi_table, schedule_time_grid  # noqa: E402
 from theory.verify import auto_grid, narrowest_variance, verify  # noqa: E402
@@ -108,8 +109,8 @@ def ours_solver(cfg_d, cells, steps, repeat):
 
     def run():
         cache.clear()
-        return evolve_pair(q0, p0, grid, sch, lambda xx, t: marg(t).score(xx), cfg.t0, cfg.t_end, "sde",
-                           n_steps=steps, log_p=lambda xx, t: marg(t).log_prob(xx),
+        score, log_p = attach_many(lambda xx, t: marg(t).score(xx), lambda xx, t: marg(t).log_prob(xx), data, sch)
+        return evolve_pair(q0, p0, grid, sch, score, cfg.t0, cfg.t_end, "sde", n_steps=steps, log_p=log_p,
                            stiff_var=narrowest_variance(data))
     if steps % 4:
         raise ValueError("sweep steps must be multiples of 4 (as verify rounds them)")

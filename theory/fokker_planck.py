@@ -33,13 +33,14 @@ evolve_pair(q0, p0, grid, schedule, score, t0, t_end, sampler="sde", n_steps=400
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 from scipy.fft import dct, dctn, idct, idctn
 
-from .divergences import fisher_grid, fisher_grid_logratio, kl_grid
+from .fp_diagnostics import block_diagnostics
 from .results import KLPath, make_path
 from .schedules import Schedule
 from .timegrid import integrate_half_g2_fisher, psi_table, schedule_time_grid, time_grid
@@ -226,6 +227,49 @@ def _smooth(rho: np.ndarray, c: float) -> np.ndarray:
     return out
 
 
+def _avg_factors(n: int) -> np.ndarray:
+    """DCT-II eigenvalues 1 - sin^2(pi k / 2n) / 6 of r -> r + (1/24) (second difference, edges reflected): the
+    4th-order map from point values to cell averages along an axis, diagonal in the DCT-II basis."""
+    return 1.0 - np.sin(np.pi * np.arange(n) / (2 * n)) ** 2 / 6.0
+
+
+def _to_points_axis(R: np.ndarray, axis: int) -> np.ndarray:
+    """Cell averages -> point values along one axis: the exact inverse of _to_averages_axis (a DCT-II solve, so a
+    round trip is the identity and repeated sweeps add no error), negatives (far tails) clipped, mass restored."""
+    out = idct(dct(R, type=2, axis=axis, norm="ortho")
+               / _avg_factors(R.shape[axis]).reshape((-1,) + (1,) * (R.ndim - 1 - axis)),
+               type=2, axis=axis, norm="ortho")
+    return _clip_restore(out, R)
+
+
+def _to_averages_axis(R: np.ndarray, axis: int) -> np.ndarray:
+    """Point values -> cell averages along one axis, r + (1/24) (second difference, edges reflected): positive for
+    r >= 0 and mass-preserving."""
+    r = np.moveaxis(R, axis, -1)
+    lap = np.empty_like(r)
+    lap[..., 1:-1] = r[..., :-2] - 2.0 * r[..., 1:-1] + r[..., 2:]
+    lap[..., 0] = r[..., 1] - r[..., 0]
+    lap[..., -1] = r[..., -2] - r[..., -1]
+    return np.moveaxis(r + lap * (1.0 / 24.0), -1, axis)
+
+
+def _clip_restore(out: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """max(out, 0) rescaled so that each density of the stack has the mass of ref."""
+    axes = tuple(range(1, ref.ndim))
+    mass = ref.sum(axis=axes)
+    np.maximum(out, 0.0, out=out)
+    total = out.sum(axis=axes)
+    scale = np.where(total > 0, mass / np.where(total > 0, total, 1.0), 1.0)
+    return out * scale.reshape((-1,) + (1,) * len(axes))
+
+
+def _across(R: np.ndarray, axis: int, remap) -> np.ndarray:
+    """A split sweep of 2-D cell averages R [m, nx, ny] along the other axis, at fourth order: turn the averages into
+    point values across the sweep (axis), remap each line with the drift at that line's centre (exact for point
+    values across; with averages across it is second order when the drift varies across), and back."""
+    return _to_averages_axis(remap(_to_points_axis(R, axis)), axis)
+
+
 def to_cell_averages(values: np.ndarray) -> np.ndarray:
     """Point values at cell centres -> cell averages (4th order), clipped at 0."""
     return np.maximum(_smooth(np.asarray(values, dtype=np.float64), 1.0 / 24.0), 0.0)
@@ -345,14 +389,112 @@ class _Stepper:
             depx = _departure(self.e[0], np.ascontiguousarray(vx), 0.5 * ds)
             depy = _departure(self.e[1], vy, ds)
             hx, hy = grid.spacing
-            R = np.swapaxes(_remap_lines(np.swapaxes(R, 1, 2), depx, grid.lo[0], hx), 1, 2)
-            R = _remap_lines(R, depy, grid.lo[1], hy)
-            R = np.swapaxes(_remap_lines(np.swapaxes(R, 1, 2), depx, grid.lo[0], hx), 1, 2)
+            R = _across(R, 2, lambda r: np.swapaxes(_remap_lines(np.swapaxes(r, 1, 2), depx, grid.lo[0], hx), 1, 2))
+            R = _across(R, 1, lambda r: _remap_lines(r, depy, grid.lo[1], hy))
+            R = _across(R, 2, lambda r: np.swapaxes(_remap_lines(np.swapaxes(r, 1, 2), depx, grid.lo[0], hx), 1, 2))
         return _diffuse(R, self.lams, D2)
 
 
+BACKENDS = ("auto", "numba", "numpy")
+_BLOCK_BYTES = 16 * 2 ** 20     # states (and 1-D drift tables) held at once per block of steps
+
+
+def default_backend() -> str:
+    """THEORY_BACKEND (auto | numba | numpy; default auto: the compiled loop where it applies)."""
+    b = os.environ.get("THEORY_BACKEND", "auto").strip().lower() or "auto"
+    if b not in BACKENDS:
+        raise ValueError(f"THEORY_BACKEND must be one of {', '.join(BACKENDS)}, got {b!r}")
+    return b
+
+
+def compiled_plan(grid, m: int, backend: Optional[str] = None):
+    """The FFT plan of the compiled loop, or None where the plain numpy loop runs: backend "numpy", numba not
+    importable, a stack other than a pair, 2-D, or a cell count with a prime factor above 31.  backend "numba"
+    raises instead of falling back."""
+    backend = backend or default_backend()
+    if backend == "numpy":
+        return None
+    why = None
+    if m != 2 or grid.dim != 1:
+        why = "the compiled loop runs pairs of 1-D densities"
+    else:
+        try:
+            from .fp_fft import plan
+        except ImportError as exc:  # pragma: no cover - numba is a dependency
+            why = f"numba is not available ({exc})"
+        else:
+            pl = plan(grid.n)
+            if pl is not None:
+                return pl
+            why = f"{grid.n} cells have a prime factor above 31"
+    if backend == "numba":
+        raise ValueError(f"backend numba: {why}")
+    return None
+
+
+def _g2_integrals(g2, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int 1/2 g2 over the first and second half of every step (5-point Gauss-Legendre, as _g2_integral)."""
+    n = ts.size - 1
+    if g2 is None:
+        return np.zeros(n), np.zeros(n)
+    out = []
+    for ta, tb in ((ts[:-1], 0.5 * (ts[:-1] + ts[1:])), (0.5 * (ts[:-1] + ts[1:]), ts[1:])):
+        mid, half = 0.5 * (ta + tb), 0.5 * np.abs(ta - tb)
+        nodes = mid[:, None] + half[:, None] * _GL_X[None, :]
+        vec = getattr(g2, "vectorized", None)
+        vals = np.asarray(vec(nodes), dtype=np.float64) if vec is not None \
+            else np.array([[float(g2(t)) for t in row] for row in nodes])
+        out.append(0.5 * half * (vals @ _GL_W))
+    return out[0], out[1]
+
+
+def _drift_table(drift: Drift, pts: np.ndarray, times: np.ndarray, axis: int) -> np.ndarray:
+    """drift(pts, t)[:, axis] for every time, [m, n]: drift.many(pts, times) in one call when it exists."""
+    many = getattr(drift, "many", None)
+    if many is not None:
+        return np.ascontiguousarray(np.asarray(many(pts, times), dtype=np.float64)[:, :, axis])
+    return np.stack([np.asarray(drift(pts, float(t)), dtype=np.float64)[:, axis] for t in times])
+
+
+def _blocks(rhos: np.ndarray, grid, drift: Drift, g2, ts: np.ndarray, spectral: bool, backend: Optional[str]):
+    """Yield (j0, states): the states [k, m, *grid] after steps j0 .. j0+k-1 of the stack rhos, block by block
+    (the compiled loop runs a whole block in one call; the plain loop steps in Python)."""
+    n_steps = ts.size - 1
+    per_step = rhos.nbytes + (3 * (grid.n + 1) * 8 if grid.dim == 1 else 0)
+    size = max(1, min(n_steps, _BLOCK_BYTES // max(per_step, 1)))
+    pl = compiled_plan(grid, rhos.shape[0], backend)
+    if pl is None:
+        stepper = _Stepper(grid, drift, g2, spectral)
+        for j0 in range(0, n_steps, size):
+            out = np.empty((min(size, n_steps - j0),) + rhos.shape)
+            for k in range(out.shape[0]):
+                rhos = stepper.step(rhos, ts[j0 + k], ts[j0 + k + 1])
+                out[k] = rhos
+            yield j0, out
+        return
+    from .fp_compiled import run_1d
+
+    D1, D2 = _g2_integrals(g2, ts)
+    lam = _heat_factors(grid.n, grid.h, spectral)
+    R = np.ascontiguousarray(rhos, dtype=np.float64).copy()
+    pts = grid.edges()[:, None]
+    for j0 in range(0, n_steps, size):
+        j1 = min(n_steps, j0 + size)
+        tt = np.empty(2 * (j1 - j0) + 1)
+        tt[0::2] = ts[j0:j1 + 1]
+        tt[1::2] = 0.5 * (ts[j0:j1] + ts[j0 + 1:j1 + 1])
+        V = _drift_table(drift, pts, tt, 0)
+        out = np.empty((j1 - j0,) + R.shape)
+        run_1d(R, D1[j0:j1], D2[j0:j1], ts[j0:j1] - ts[j0 + 1:j1 + 1], V, lam, float(grid.lo), float(grid.h), *pl,
+               out)
+        yield j0, out
+
+
 def _solve_many(densities0: list[np.ndarray], grid, drift: Drift, diffusion_g2, t0: float, t_end: float,
-                n_steps: int, time_kind: str, save_every: int, callback=None, spectral: bool = True):
+                n_steps: int, time_kind: str, save_every: int, callback=None, spectral: bool = True,
+                backend: Optional[str] = None, block_callback=None):
+    """Step the stack from t0 to t_end; save (or pass to callback(t, rhos)) every save_every-th state, or pass
+    every block of states to block_callback(i0, times [k], states [k, m, *grid]) (time indices i0 .. i0+k-1)."""
     if grid.dim not in (1, 2):
         raise ValueError("the grid solver supports 1-D and 2-D only")
     ts = np.asarray(time_kind, dtype=np.float64) if not isinstance(time_kind, str) \
@@ -361,18 +503,23 @@ def _solve_many(densities0: list[np.ndarray], grid, drift: Drift, diffusion_g2, 
     rhos = np.stack([np.array(r, dtype=np.float64).reshape(grid.shape) for r in densities0])
     if np.any(rhos < 0) or not np.all(np.isfinite(rhos)):
         raise ValueError("initial densities must be finite and non-negative")
-    stepper = _Stepper(grid, drift, diffusion_g2, spectral)
     saved_t, saved = [ts[0]], [[r.copy() for r in rhos]]
-    if callback is not None:
+    if block_callback is not None:
+        block_callback(0, ts[:1], rhos[None])
+    elif callback is not None:
         callback(ts[0], rhos)
-    for n in range(n_steps):
-        rhos = stepper.step(rhos, ts[n], ts[n + 1])
-        if (n + 1) % save_every == 0 or n + 1 == n_steps:
-            saved_t.append(ts[n + 1])
-            if callback is not None:
-                callback(ts[n + 1], rhos)
-            else:
-                saved.append([r.copy() for r in rhos])
+    for j0, states in _blocks(rhos, grid, drift, diffusion_g2, ts, spectral, backend):
+        if block_callback is not None:
+            block_callback(j0 + 1, ts[j0 + 1:j0 + 1 + states.shape[0]], states)
+            continue
+        for k in range(states.shape[0]):
+            n = j0 + k
+            if (n + 1) % save_every == 0 or n + 1 == n_steps:
+                saved_t.append(ts[n + 1])
+                if callback is not None:
+                    callback(ts[n + 1], states[k])
+                else:
+                    saved.append([r.copy() for r in states[k]])
     return np.array(saved_t), saved
 
 
@@ -409,6 +556,15 @@ def reverse_drift(schedule: Schedule, score: Score, sampler: str) -> tuple[Drift
     def drift(x: np.ndarray, t: float) -> np.ndarray:
         return float(schedule.f(t)) * x - lam * float(schedule.g2(t)) * np.asarray(score(x, t))
 
+    score_many = getattr(score, "many", None)
+    if score_many is not None:
+        def many(x: np.ndarray, times: np.ndarray) -> np.ndarray:
+            t = np.asarray(times, dtype=np.float64)
+            f, g2t = np.asarray(schedule.f(t))[:, None, None], np.asarray(schedule.g2(t))[:, None, None]
+            return f * x[None] - lam * g2t * np.asarray(score_many(x, t))
+
+        drift.many = many
+
     g2 = None
     if sampler == "sde":
         def g2(t: float) -> float:
@@ -418,34 +574,23 @@ def reverse_drift(schedule: Schedule, score: Score, sampler: str) -> tuple[Drift
     return drift, g2
 
 
-def _evolve_once(q0, p0, grid, drift, g2, ts, save_every, log_p=None):
-    m_q0, m_p0 = q0.sum() * grid.cell_volume, p0.sum() * grid.cell_volume
+def _evolve_once(q0, p0, grid, drift, g2, ts, save_every, log_p=None, backend=None):
+    """(times, KL, F, mass error) of the pair moved from ts[0] through ts, diagnostics block by block
+    (theory.fp_diagnostics.block_diagnostics: with log_p, F of log q - log p_exact less p's resolved grid error)."""
+    masses0 = np.array([q0.sum(), p0.sum()]) * grid.cell_volume
     rec: dict[str, list] = {"t": [], "kl": [], "fi": [], "mass": []}
-    pts = grid.points() if log_p is not None else None
 
-    def cb(t: float, rhos: list[np.ndarray]) -> None:
-        q, p = (to_point_values(r) for r in rhos)
-        rec["t"].append(t)
-        rec["kl"].append(kl_grid(q, p, grid.cell_volume))
-        if log_p is None:
-            rec["fi"].append(fisher_grid(q, p, grid.spacing))
-        else:
-            lp_exact = np.asarray(log_p(pts, t)).reshape(grid.shape)
-            lp_grid = np.log(np.maximum(p, 1e-300))
-            # where p is resolved, subtract p's own grid error log p_grid - log p_exact: q and p are moved by the
-            # same operator, so their grid-scale errors are correlated and cancel in log(q_grid / p_grid) (this
-            # matters when q ~ p and F is small); in p's far tails (p_grid < 1e-10 max, round-off) use the exact p
-            # alone; a smooth weight over four decades in between
-            w = np.minimum(np.maximum((np.log10(np.maximum(p, 1e-300) / max(float(p.max()), 1e-300)) + 10.0) / 4.0,
-                                      0.0), 1.0)
-            lr = np.log(np.maximum(q, 1e-300)) - lp_exact - w * (lp_grid - lp_exact)
-            rec["fi"].append(fisher_grid_logratio(q, lr, grid.spacing))
-        mq, mp = rhos[0].sum() * grid.cell_volume, rhos[1].sum() * grid.cell_volume
-        rec["mass"].append(max(abs(mq - m_q0), abs(mp - m_p0)))
+    def blk(i0: int, times: np.ndarray, states: np.ndarray) -> None:
+        if save_every != 1:
+            idx = [k for k in range(len(times)) if (i0 + k) % save_every == 0 or i0 + k == ts.size - 1]
+            times, states = times[idx], states[idx]
+        kl, fi, mass = block_diagnostics(states, times, grid, log_p, masses0)
+        for k, v in (("t", times), ("kl", kl), ("fi", fi), ("mass", mass)):
+            rec[k].extend(np.asarray(v).tolist())
 
     # the spectral heat step with the exact-p Fisher; the 3-point one with the two-grid Fisher it is consistent with
-    _solve_many([q0, p0], grid, drift, g2, ts[0], ts[-1], ts.size - 1, ts, save_every, callback=cb,
-                spectral=log_p is not None)
+    _solve_many([q0, p0], grid, drift, g2, ts[0], ts[-1], ts.size - 1, ts, save_every, spectral=log_p is not None,
+                backend=backend, block_callback=blk)
     return np.array(rec["t"]), np.array(rec["kl"]), np.array(rec["fi"]), float(max(rec["mass"]))
 
 
@@ -462,7 +607,8 @@ def evolve_pair(q0: np.ndarray, p0: np.ndarray, grid, schedule: Schedule, score:
                 sampler: str = "sde", n_steps: int = 400, time_kind: str = "auto", save_every: int = 1,
                 richardson: Optional[bool] = None,
                 log_p: Optional[Callable[[np.ndarray, float], np.ndarray]] = None,
-                stiff_var: Optional[float] = None, error_estimate: bool = False) -> KLPath:
+                stiff_var: Optional[float] = None, error_estimate: bool = False,
+                backend: Optional[str] = None) -> KLPath:
     """Evolve q and p from their t0 densities (values at the cell centres) under the same dynamics.
 
     Returns KL(tau), F(tau) and the identity residual at the output times.  time_kind "auto" (default) is
@@ -479,7 +625,11 @@ def evolve_pair(q0: np.ndarray, p0: np.ndarray, grid, schedule: Schedule, score:
     estimates (meant as bounds) for kl_start, kl_end, fisher_integral and the residual: a time part
     |X(n) - X(n/2)| / 3 (with Richardson: X = the extrapolated value, X(n/2) extrapolated from n/2 and n/4 steps;
     exact for second order, generous for higher) plus a space part |X(N) - X(N/2)| (cells halved per axis, both on
-    the n/2-step grid; covers any order >= 1); "limited_by" names the larger part of the residual's bound.  Cost: + a run at n/4 steps and one at half the cells and n/2 steps."""
+    the n/2-step grid; covers any order >= 1); "limited_by" names the larger part of the residual's bound.  Cost: + a run at n/4 steps and one at half the cells and n/2 steps.
+
+    backend: "auto" (default, or THEORY_BACKEND), "numba" (the compiled loop of theory.fp_compiled; an error
+    where it does not apply) or "numpy" (the plain loop); both give the same results to round-off.  score.many(x,
+    times) -> [m, n, d] and log_p.many(x, times) -> [m, n], when present, evaluate all times in one call."""
     drift, g2 = reverse_drift(schedule, score, sampler)
     q0 = to_cell_averages(np.asarray(q0, dtype=np.float64).reshape(grid.shape))
     p0 = to_cell_averages(np.asarray(p0, dtype=np.float64).reshape(grid.shape))
@@ -498,7 +648,7 @@ def evolve_pair(q0: np.ndarray, p0: np.ndarray, grid, schedule: Schedule, score:
         raise ValueError("error_estimate with richardson needs n_steps divisible by 4")
     if error_estimate and any(c % 2 for c in grid.shape):
         raise ValueError("error_estimate needs an even number of cells per axis")
-    times, kl, fi, mass = _evolve_once(q0, p0, grid, drift, g2, ts, save_every, log_p)
+    times, kl, fi, mass = _evolve_once(q0, p0, grid, drift, g2, ts, save_every, log_p, backend)
     extra = {"grid_shape": list(grid.shape), "n_steps": n_steps, "richardson": bool(richardson)}
 
     def fisher_int(tt, ff):
@@ -507,7 +657,7 @@ def evolve_pair(q0: np.ndarray, p0: np.ndarray, grid, schedule: Schedule, score:
 
     fine = (kl[0], kl[-1], fisher_int(times, fi))
     if richardson or error_estimate:
-        tc, klc, fic, mc = _evolve_once(q0, p0, grid, drift, g2, ts[::2], 1, log_p)
+        tc, klc, fic, mc = _evolve_once(q0, p0, grid, drift, g2, ts[::2], 1, log_p, backend)
         mass = max(mass, mc)
         coarse_t = (klc[0], klc[-1], fisher_int(tc, fic))
     if richardson:
@@ -516,7 +666,7 @@ def evolve_pair(q0: np.ndarray, p0: np.ndarray, grid, schedule: Schedule, score:
     if error_estimate:
         names = ("kl_start", "kl_end", "fisher_integral")
         if richardson:  # error of the extrapolated values: compare with the extrapolation from n/2 and n/4 steps
-            t4, kl4, fi4, m4 = _evolve_once(q0, p0, grid, drift, g2, ts[::4], 1, log_p)
+            t4, kl4, fi4, m4 = _evolve_once(q0, p0, grid, drift, g2, ts[::4], 1, log_p, backend)
             mass = max(mass, m4)
             kl2, fi2 = (4.0 * klc[::2] - kl4) / 3.0, (4.0 * fic[::2] - fi4) / 3.0
             now, before = (kl[0], kl[-1], fint), (kl2[0], kl2[-1], fisher_int(t4, fi2))
@@ -524,7 +674,7 @@ def evolve_pair(q0: np.ndarray, p0: np.ndarray, grid, schedule: Schedule, score:
             now, before = fine, coarse_t
         gc, qc = _coarsen(grid, q0)
         _, pc = _coarsen(grid, p0)
-        _, kls, fis, _ = _evolve_once(qc, pc, gc, drift, g2, ts[::2], 1, log_p)
+        _, kls, fis, _ = _evolve_once(qc, pc, gc, drift, g2, ts[::2], 1, log_p, backend)
         coarse_s = (kls[0], kls[-1], fisher_int(tc, fis))
         err_t = {k: abs(a - b) / 3.0 for k, a, b in zip(names, now, before) if a is not None}
         # space: the whole difference (covers any order >= 1; on a 2-D case /3 fell short: the spatial error of the
