@@ -245,16 +245,19 @@ def _shapes(results: Path, out: str) -> list[Row]:
     stayed."""
     rel = f"{out}/report.json"
     rep = _load(results, rel)
-    measures = {"single": (("position_error_px", "position error (px)", True), ("success_rate", "success rate", False),
-                           ("nll", "NLL under p0", True)),
+    one = (("position_error_px", "position error (px)", True), ("success_rate", "success rate", False),
+           ("nll", "NLL under p0", True))
+    measures = {"single": one, "textured": one, "shaded": one,
                 "pair": (("success_rate", "success rate", False),
                          ("other_shift_px", "other object's shift (px)", True))}
+    names = {"single": "one object", "pair": "two objects", "textured": "textured background",
+             "shaded": "shaded object"}
     rows = []
-    for fam in ("single", "pair"):
+    for fam in ("single", "pair", "textured", "shaded"):
         for model in ("exact", "learned"):
             if fam not in rep.get("results", {}).get(model, {}):
                 continue
-            what = "one object" if fam == "single" else "two objects"
+            what = names[fam]
             for key, label, lower_better in measures[fam]:
                 res = ("results", model, fam, "defaults")
                 base = res + ("paired_ode_minus_sde", key)
@@ -268,6 +271,15 @@ def _shapes(results: Path, out: str) -> list[Row]:
                                  _num(results, rel, *base, "mean", fmt="{:+.3g}"), _num(results, rel, *base, "ci95")],
                                 "SDE" if sde_better else ("ODE" if ode_better else "neither"),
                                 "ODE {0}, SDE {1}; Δ ODE − SDE {2} ± {3}"))
+            mm = ("results", model, fam, "defaults", "mismatch", "nll_advantage")
+            c = rep["results"][model][fam]["defaults"].get("mismatch", {}).get("nll_advantage")
+            if c is not None and c["pearson_r"] == c["pearson_r"]:          # issue 20: r is NaN when undefined
+                rows.append(Row(f"drag test bed ({what}, {model} score): SDE's NLL advantage vs mismatch at t0",
+                                "official defaults", [_num(results, rel, *mm, "pearson_r", fmt="{:+.2f}"),
+                                                      _num(results, rel, *mm, "lo95", fmt="{:+.2f}"),
+                                                      _num(results, rel, *mm, "hi95", fmt="{:+.2f}")],
+                                "tracks" if c["lo95"] > 0 else ("opposite" if c["hi95"] < 0 else "n.s."),
+                                "Pearson r {0} [{1}, {2}]"))
     return rows
 
 

@@ -23,14 +23,21 @@ import torch
 
 from diffsamplers import GaussianNoise, num_drag_ops, recipes
 
-from ..digits.common import METHODS, diff_ci
+from ..digits.common import diff_ci
 from ..digits.metrics import mean_ci
-from .data import ShapeConfig, build_shapes
+from .data import ShapeConfig
+from .families import VARIANT_FAMILIES, build_family, family_config
+from .families import family_tasks as _family_tasks
+from .hybrids import BASE_METHODS, check_methods, method_kwargs
 from .learned import LearnedConfig, default_cache_dir, get_learned, score_error_at
 from .measures import OUTCOMES, PAIR_MEASURES, TemplateBank, measure, nll_data_range
-from .pairs import PairConfig, PairSet, build_pairs
-from .tasks import (FAMILIES, HANDLES, SCHEDULES, DragTask, editable_box, exact_model, make_pair_tasks,
-                    make_schedule, make_tasks)
+from .mismatch import NllRecorder, correlation, data_reference, path_summary
+from .pairs import PairConfig
+from .runs import hybrid_summary
+from .seams import SEAM_MEASURES, seam_measures
+from .shaded import ShadedConfig
+from .tasks import FAMILIES, HANDLES, SCHEDULES, DragTask, editable_box, exact_model, make_schedule
+from .textured import TexturedConfig
 
 __all__ = ["DragSettings", "ShapesDragConfig", "SettingResult", "run_setting", "run_shapes_drag", "ci",
            "MEASURES", "RATES", "MODELS", "FAMILIES"]
@@ -110,23 +117,43 @@ class ShapesDragConfig:
     nll_samples: int = 4096       # p_0 draws that define the data's NLL range (per family)
     examples: int = 6             # rows of the example / failure grids
     sweeps: dict = field(default_factory=_sweeps_full)
-    families: tuple = FAMILIES
+    families: tuple = ("single", "pair")   # any of FAMILIES: + "textured", "shaded" (issue 20)
     models: tuple = MODELS
     learned: LearnedConfig = field(default_factory=LearnedConfig)
     learned_groups: int = 8
     pair_sweeps: dict = field(default_factory=lambda: {"t0": [0.4, 0.8], "margin": [32]})
     learned_sweeps: dict = field(default_factory=lambda: {"t0": [0.4, 0.8]})
+    # issue 20: textured / shaded families, ODE/SDE hybrids (at the defaults), −log p_t along every chain
+    textured: TexturedConfig = field(default_factory=TexturedConfig)
+    shaded: ShadedConfig = field(default_factory=ShadedConfig)
+    variant_groups: int = 8       # textured / shaded task groups; tasks = variant_groups × kinds × sizes
+    variant_sweeps: dict = field(default_factory=lambda: {"t0": [0.4, 0.8]})
+    contrast_sweep: list = field(default_factory=lambda: [0.25, 1.0])   # textured, exact model: background contrast
+    methods: tuple = BASE_METHODS  # at the defaults; sweeps run ODE and SDE; hybrids: toy.shapes.hybrids.HYBRIDS
+    switch: float = 0.5           # hybrid-late / hybrid-early: fraction of the decoding steps before the switch
+    record_nll: bool = True       # −log p_t (exact mixture) after the paste and after every decoding step
 
     def __post_init__(self) -> None:
         # rebuilt from plain values, so fields merged in from a JSON config are validated too
         self.shapes = _sub(ShapeConfig, self.shapes)
         self.pairs = _sub(PairConfig, self.pairs)
+        self.textured = _sub(TexturedConfig, self.textured)
+        self.shaded = _sub(ShadedConfig, self.shaded)
+        self.methods = check_methods(self.methods)
+        if not 0.0 < float(self.switch) < 1.0:
+            raise ValueError(f"switch must be in (0, 1), got {self.switch}")
+        if not isinstance(self.contrast_sweep, (list, tuple)):
+            raise ValueError("contrast_sweep must be a list of background contrasts")
+        for c in self.contrast_sweep:                   # every contrast must make a valid textured data set
+            _sub(TexturedConfig, {**asdict(self.textured), "contrast": c})
+        if int(self.examples) < 1:
+            raise ValueError(f"examples must be >= 1 (rows of the example figures), got {self.examples}")
         self.defaults = _sub(DragSettings, self.defaults)
         self.learned = _sub(LearnedConfig, self.learned)
         self.families, self.models = tuple(self.families), tuple(self.models)
         known = {f.name for f in dataclasses.fields(DragSettings)}
         for what, sw in (("sweeps", self.sweeps), ("pair_sweeps", self.pair_sweeps),
-                         ("learned_sweeps", self.learned_sweeps)):
+                         ("learned_sweeps", self.learned_sweeps), ("variant_sweeps", self.variant_sweeps)):
             if not isinstance(sw, dict) or not all(isinstance(v, (list, tuple)) for v in sw.values()):
                 raise ValueError(f"{what} must be an object {{setting: [values]}}")
             bad = sorted(set(sw) - known)
@@ -141,8 +168,9 @@ class ShapesDragConfig:
             raise ValueError(f"models must be distinct names from {MODELS}, got {list(self.models)}")
         if "schedule" in self.learned_sweeps:
             raise ValueError("the learned UNet knows only the schedule it was trained on: no schedule sweep")
-        if min(self.n_groups, self.pair_groups, self.learned_groups) < 2:
-            raise ValueError("n_groups, pair_groups and learned_groups must be >= 2 (intervals need several tasks)")
+        if min(self.n_groups, self.pair_groups, self.learned_groups, self.variant_groups) < 2:
+            raise ValueError("n_groups, pair_groups, variant_groups and learned_groups must be >= 2 (intervals need "
+                             "several tasks)")
         if self.near < self.pairs.gap:
             raise ValueError(f"near ({self.near}) must be >= the pair gap ({self.pairs.gap})")
 
@@ -151,7 +179,8 @@ class ShapesDragConfig:
         """Under two minutes on 2 cores, training the (tiny, quick) learned UNets included."""
         return cls(defaults=DragSettings(steps=50), n_groups=6, pair_groups=4, nll_samples=1024, examples=4,
                    sweeps={"t0": [0.4, 0.8], "margin": [32]}, learned=LearnedConfig.quick(), learned_groups=2,
-                   pair_sweeps={"margin": [32]}, learned_sweeps={})
+                   pair_sweeps={"margin": [32]}, learned_sweeps={}, variant_groups=2, variant_sweeps={},
+                   contrast_sweep=[1.0])
 
     @classmethod
     def fast(cls) -> "ShapesDragConfig":
@@ -159,7 +188,8 @@ class ShapesDragConfig:
         return cls(defaults=DragSettings(steps=30), n_groups=3, pair_groups=2, nll_samples=512, examples=3,
                    sweeps={"t0": [0.4]}, learned=LearnedConfig(steps=10, warmup=5, channels=(8, 16, 16),
                                                                eval_samples=64),
-                   learned_groups=2, pair_sweeps={}, learned_sweeps={})
+                   learned_groups=2, pair_sweeps={}, learned_sweeps={}, variant_groups=2, variant_sweeps={},
+                   contrast_sweep=[])
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -178,18 +208,35 @@ class SettingResult:
     values: dict
     ops: list[int]
     seconds: float
+    paths: dict = field(default_factory=dict)      # method → [n_steps, n_tasks] −log p_t of the last operation
+    reference: object = None                       # median −log p_t of p_t draws at t0 and after every step
+    timesteps: list = field(default_factory=list)  # the level each decoding step lands on
 
     @property
     def measures(self) -> tuple[str, ...]:
-        return MEASURES + tuple(k for k in PAIR_MEASURES if k in self.values["ODE"])
+        return MEASURES + tuple(k for k in PAIR_MEASURES + SEAM_MEASURES + ("nll_t0", "nll_t0_last")
+                                if k in self.values["ODE"])
 
     def summary(self) -> dict:
-        return {"settings": self.settings.to_dict(), "n_tasks": len(self.tasks),
-                "n_groups": len({t.group for t in self.tasks}),
-                "drag_operations": mean_ci(self.ops), "seconds": round(self.seconds, 2),
-                "methods": {m: {k: ci(v, k in RATES) for k, v in vals.items()} for m, vals in self.values.items()},
-                "paired_ode_minus_sde": {k: diff_ci(self.values["ODE"][k], self.values["SDE"][k])
-                                         for k in self.measures + ("in_range", "outcome_moved")}}
+        out = {"settings": self.settings.to_dict(), "n_tasks": len(self.tasks),
+               "n_groups": len({t.group for t in self.tasks}),
+               "drag_operations": mean_ci(self.ops), "seconds": round(self.seconds, 2),
+               "methods": {m: {k: ci(v, k in RATES) for k, v in vals.items()} for m, vals in self.values.items()},
+               "paired_ode_minus_sde": {k: diff_ci(self.values["ODE"][k], self.values["SDE"][k])
+                                        for k in self.measures + ("in_range", "outcome_moved")}}
+        if self.paths:                                 # issue 20: the theorem's quantity along the chains
+            out["nll_path"] = path_summary(self.paths, self.reference, self.timesteps)
+            ref0 = float(self.reference[0])
+            sde, ode = self.values["SDE"], self.values["ODE"]
+            out["mismatch"] = {
+                "x": "SDE's nll_t0 − median −log p_t0 of p_t0 draws (the mismatch the paste created)",
+                "data_median_t0": ref0,
+                "nll_advantage": correlation(sde["nll_t0"] - ref0, ode["nll"] - sde["nll"]),
+                "position_advantage": correlation(sde["nll_t0"] - ref0,
+                                                  ode["position_error_px"] - sde["position_error_px"])}
+        if len(self.values) > 2:
+            out["hybrids"] = hybrid_summary(self.values, out["methods"])
+        return out
 
 
 def ci(values, rate: bool = False) -> dict:
@@ -206,17 +253,17 @@ def ci(values, rate: bool = False) -> dict:
 
 
 def family_tasks(data, s: DragSettings, n_groups: int, seed: int, near: int = 3) -> list[DragTask]:
-    """The tasks of a setting: one-object (:func:`make_tasks`) or two-object (:func:`make_pair_tasks`)."""
-    if isinstance(data, PairSet):
-        return make_pair_tasks(data, n_groups, s.distance, seed, s.handle, near)
-    return make_tasks(data, n_groups, s.distance, seed, s.handle)
+    """The tasks of a setting: one-object, two-object or variant (textured / shaded) tasks."""
+    return _family_tasks(data, s.distance, s.handle, n_groups, seed, near)
 
 
 def run_setting(shapes, bank: TemplateBank, s: DragSettings, n_groups: int, seed: int, nll_max: float,
-                model=None, near: int = 3) -> SettingResult:
-    """Both methods on the tasks of setting ``s`` (batched by shared handle/target), measured exactly.
-    ``shapes``: a ShapeSet (one-object tasks) or a PairSet (two-object tasks); ``model``: an ε-model
-    ``model(x, t)`` on the labels of ``s.schedule`` (default: the exact model of ``shapes``)."""
+                model=None, near: int = 3, methods: tuple = BASE_METHODS, switch: float = 0.5,
+                record_nll: bool = False) -> SettingResult:
+    """The methods (ODE, SDE, hybrids: :mod:`.hybrids`) on the tasks of setting ``s`` (batched by shared
+    handle/target), measured exactly.  ``shapes``: a ShapeSet, PairSet or VariantSet; ``model``: an ε-model
+    ``model(x, t)`` on the labels of ``s.schedule`` (default: the exact model of ``shapes``); ``record_nll``:
+    −log p_t of every chain under the exact mixture (:mod:`.mismatch`)."""
     t_start = time.time()
     tasks = family_tasks(shapes, s, n_groups, seed, near)
     masks = torch.stack([editable_box(shapes, t, s.margin) for t in tasks])
@@ -227,20 +274,32 @@ def run_setting(shapes, bank: TemplateBank, s: DragSettings, n_groups: int, seed
     batches: dict = {}
     for i, t in enumerate(tasks):
         batches.setdefault((t.handle, t.target), []).append(i)
-    outputs, values = {}, {}
+    outputs, values, paths = {}, {}, {}
     ops = [num_drag_ops([t.handle], [t.target], s.step_size, s.preset) for t in tasks]
-    for method, sampler in METHODS:
+    answers = shapes.images_of([t.answer_index for t in tasks])
+    for method in methods:
         out = torch.empty_like(inputs)
+        nll0, nll0_last = np.zeros(len(tasks)), np.zeros(len(tasks))
+        path = np.zeros((grid.num_steps, len(tasks)))
         for b, ((h, tg), idx) in enumerate(batches.items()):
             x = shapes.as_image(inputs[idx]).unsqueeze(1).to(torch.float32)
-            res = recipes.drag(model, x, grid, [h], [tg], sampler=sampler, noise=GaussianNoise(seed * 100_003 + b),
+            rec = NllRecorder(shapes.mixture, grid, len(idx)) if record_nll else None
+            res = recipes.drag(model, x, grid, [h], [tg], noise=GaussianNoise(seed * 100_003 + b),
                                mask=masks[idx].unsqueeze(1), preset=s.preset, r=s.r, alpha=s.alpha, beta=s.beta,
-                               step_size=s.step_size)
+                               step_size=s.step_size, on_step=rec, **method_kwargs(method, grid.num_steps, switch))
             out[idx] = res.x.reshape(len(idx), -1).to(out.dtype)
+            if rec is not None:
+                nll0[idx], nll0_last[idx], path[:, idx] = rec.nll_t0, rec.nll_t0_last, rec.path
         outputs[method] = out
         values[method] = measure(shapes, bank, tasks, inputs, out, masks.reshape(len(tasks), -1), nll_max)
-    answers = shapes.images_of([t.answer_index for t in tasks])
-    return SettingResult(s, tasks, inputs, answers, masks, outputs, values, ops, time.time() - t_start)
+        values[method].update(seam_measures(tasks, out, answers, masks, s.r, s.step_size, s.preset, shapes.side))
+        if record_nll:
+            values[method].update({"nll_t0": nll0, "nll_t0_last": nll0_last})
+            paths[method] = path
+    ref = data_reference(shapes.mixture, grid) if record_nll else None
+    levels = [int(grid.timesteps[i + 1]) for i in range(grid.num_steps)]
+    return SettingResult(s, tasks, inputs, answers, masks, outputs, values, ops, time.time() - t_start, paths, ref,
+                         levels)
 
 
 def _paired_models(learned: SettingResult, exact: SettingResult) -> dict:
@@ -260,10 +319,19 @@ def _family_info(name: str, data, rng: dict, cfg: ShapesDragConfig) -> dict:
         info["tasks"] = ("one object moves, the other (box gap … near px from the path) must stay; the mask covers "
                          "both")
         info["n_groups"] = cfg.pair_groups
+    elif name in VARIANT_FAMILIES:
+        info["data"]["variants"] = list(c.variants())
+        info["tasks"] = ("one object moves over its background, which stays" if name == "textured" else
+                         "one shaded / outlined object moves")
+        info["n_groups"] = cfg.variant_groups
     else:
         info["tasks"] = "one object moves"
         info["n_groups"] = cfg.n_groups
     return info
+
+
+def _groups(cfg: ShapesDragConfig, fam: str) -> int:
+    return {"single": cfg.n_groups, "pair": cfg.pair_groups}.get(fam, cfg.variant_groups)
 
 
 def run_shapes_drag(cfg: ShapesDragConfig, out: Path | None = None, progress=None,
@@ -280,7 +348,7 @@ def run_shapes_drag(cfg: ShapesDragConfig, out: Path | None = None, progress=Non
     say = progress or (lambda _s: None)
     data = {}
     for fam in cfg.families:
-        d = build_shapes(cfg.shapes) if fam == "single" else build_pairs(cfg.pairs)
+        d = build_family(fam, family_config(fam, cfg))
         rng = nll_data_range(d, cfg.nll_samples, cfg.seed + 1 + FAMILIES.index(fam))
         data[fam] = (d, TemplateBank(d), rng)
     rep: dict = {
@@ -315,17 +383,19 @@ def run_shapes_drag(cfg: ShapesDragConfig, out: Path | None = None, progress=Non
     defaults: dict = {}
     for (name, fam), fn in models.items():
         d, bank, rng = data[fam]
-        groups = cfg.n_groups if fam == "single" else cfg.pair_groups
+        groups = _groups(cfg, fam)
         if name == "learned":
             groups = min(groups, cfg.learned_groups)
-        swept = cfg.learned_sweeps if name == "learned" else cfg.sweeps if fam == "single" else cfg.pair_sweeps
+        swept = (cfg.learned_sweeps if name == "learned" else cfg.sweeps if fam == "single" else
+                 cfg.pair_sweeps if fam == "pair" else cfg.variant_sweeps)
 
-        def run(s: DragSettings, label: str):
-            res = run_setting(d, bank, s, groups, cfg.seed, rng["max"], fn, cfg.near)
+        def run(s: DragSettings, label: str, methods: tuple = BASE_METHODS, data=(d, bank, rng)):
+            res = run_setting(data[0], data[1], s, groups, cfg.seed, data[2]["max"], fn, cfg.near, methods,
+                              cfg.switch, cfg.record_nll)
             say(f"{name} {fam} {label}: {len(res.tasks)} tasks, {res.seconds:.1f} s")
             return res
 
-        default = defaults[(name, fam)] = run(cfg.defaults, "defaults")
+        default = defaults[(name, fam)] = run(cfg.defaults, "defaults", cfg.methods)
         summ = default.summary()
         if name == "learned" and ("exact", fam) in defaults:
             summ["paired_learned_minus_exact"] = _paired_models(default, defaults[("exact", fam)])
@@ -336,6 +406,17 @@ def run_shapes_drag(cfg: ShapesDragConfig, out: Path | None = None, progress=Non
                 res = default if v == getattr(cfg.defaults, sw) else run(cfg.defaults.replace(**{sw: v}), f"{sw}={v}")
                 rows.append({"value": v, **res.summary()})
             block["sweeps"][sw] = rows
+        if fam == "textured" and name == "exact" and cfg.contrast_sweep:   # the data changes: rebuilt per value
+            rows = []
+            for v in sorted(set(cfg.contrast_sweep) | {cfg.textured.contrast}):
+                if v == cfg.textured.contrast:
+                    res = default
+                else:
+                    dv = build_family(fam, dataclasses.replace(cfg.textured, contrast=v))
+                    rv = nll_data_range(dv, cfg.nll_samples, cfg.seed + 1 + FAMILIES.index(fam))
+                    res = run(cfg.defaults, f"contrast={v}", data=(dv, TemplateBank(dv), rv))
+                rows.append({"value": v, "default": v == cfg.textured.contrast, **res.summary()})
+            block["sweeps"]["contrast"] = rows
         rep["results"].setdefault(name, {})[fam] = block
         rep["methods"].setdefault(name, {})[fam] = summ["methods"]
         rep["per_task"].setdefault(name, {})[fam] = [
@@ -345,10 +426,21 @@ def run_shapes_drag(cfg: ShapesDragConfig, out: Path | None = None, progress=Non
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        rep["figures"] = shapes_figures(rep, defaults, out)
+
+        def write() -> None:
+            write_json(out / "report.json", rep)
+            tmp = out / "report.md.tmp"
+            tmp.write_text(markdown_report(rep))
+            tmp.replace(out / "report.md")
+
+        write()                                   # the numbers first: a failing figure cannot lose them
+        try:
+            rep["figures"] = shapes_figures(rep, defaults, out)
+        except Exception as e:                    # keep the report, say what failed, then fail loudly
+            rep["figure_error"] = f"{type(e).__name__}: {e}"
+            write()
+            raise RuntimeError(f"figures failed ({rep['figure_error']}); the report was written to "
+                               f"{out / 'report.json'}") from e
         rep["meta"] = run_meta(time.time() - t_start)
-        write_json(out / "report.json", rep)
-        tmp = out / "report.md.tmp"
-        tmp.write_text(markdown_report(rep))
-        tmp.replace(out / "report.md")
+        write()
     return rep

@@ -10,8 +10,12 @@
 - ``outside_mask_change``: L2 norm of output − input outside the editable mask;
 - ``l2_to_answer``: L2 distance to the right answer;
 - ``success_rate`` (per task 0 or 1): position error ≤ 1 px and NLL in the data's range;
-- the exact outcome: the most responsible component at t = 0 is the answer (``moved``), the input (``stayed``)
-  or another image (``other``); an output with NLL out of range is ``off`` (not an image of the data set).
+- the exact outcome: the most responsible component at t = 0 is (has the image of) the answer (``moved``), the
+  input (``stayed``) or another image (``other``); an output with NLL out of range is ``off`` (not an image of
+  the data set).
+
+Variant scenes (:class:`~toy.shapes.scenes.VariantTask`, the ``textured`` and ``shaded`` families): the object is
+located among renderings of its kind, size *and variant* (its background or style) at every integer centre.
 
 Two-object scenes (:class:`~toy.shapes.tasks.PairTask`): both objects are located jointly (the best L2 match among
 sums of one rendering of each at every pair of integer centres), so the moving object is not mistaken for the other
@@ -46,21 +50,26 @@ class TemplateBank:
     _bank: dict = field(default_factory=dict)
     _cross: dict = field(default_factory=dict)
 
-    def templates(self, kind: str, size: int) -> tuple[Tensor, Tensor]:
-        """(centres [P, 2] long, images [P, side²] float64)."""
-        key = (kind, int(size))
+    def templates(self, kind: str, size: int, variant: str | None = None) -> tuple[Tensor, Tensor]:
+        """(centres [P, 2] long, images [P, side²] float64); ``variant``: the background / style of a
+        :class:`~toy.shapes.scenes.VariantSet` (rendered by its ``render_object``)."""
+        key = (kind, int(size), variant)
         if key not in self._bank:
             cfg = self.shapes.config
             ry, rx = cfg.reach(kind, size)
             pos = list(itertools.product(range(ry, cfg.side - ry), range(rx, cfg.side - rx)))
-            imgs = torch.stack([render(kind, size, p, cfg.side, cfg.foreground, cfg.background, cfg.supersample)
-                                for p in pos]).reshape(len(pos), -1)
+            if variant is None:
+                imgs = torch.stack([render(kind, size, p, cfg.side, cfg.foreground, cfg.background, cfg.supersample)
+                                    for p in pos]).reshape(len(pos), -1)
+            else:
+                imgs = torch.stack([self.shapes.render_object(kind, size, variant, p) for p in pos]).to(torch.float64)
             self._bank[key] = (torch.tensor(pos, dtype=torch.long), imgs)
         return self._bank[key]
 
-    def locate(self, x: Tensor, kind: str, size: int) -> Tensor:
-        """Centres [B, 2] of the best-matching rendering of ``kind``/``size`` in each row of ``x`` [B, side²]."""
-        pos, imgs = self.templates(kind, size)
+    def locate(self, x: Tensor, kind: str, size: int, variant: str | None = None) -> Tensor:
+        """Centres [B, 2] of the best-matching rendering of ``kind``/``size`` (in ``variant``) in each row of
+        ``x`` [B, side²]."""
+        pos, imgs = self.templates(kind, size, variant)
         d2 = (imgs * imgs).sum(-1)[None, :] - 2.0 * x.to(torch.float64) @ imgs.T
         return pos[d2.argmin(-1)]
 
@@ -107,9 +116,14 @@ def measure(shapes, bank: TemplateBank, tasks: list[DragTask], inputs: Tensor, o
     pair = bool(tasks) and isinstance(tasks[0], PairTask)
     pos, frac, shift, ochange = (np.zeros(len(tasks)) for _ in range(4))
     side = shapes.side
-    for key in {(t.kind, t.size) + ((t.other_kind, t.other_size) if pair else ()) for t in tasks}:
-        rows = [i for i, t in enumerate(tasks)
-                if (t.kind, t.size) + ((t.other_kind, t.other_size) if pair else ()) == key]
+
+    def key_of(t: DragTask) -> tuple:
+        if pair:
+            return (t.kind, t.size, t.other_kind, t.other_size)
+        return (t.kind, t.size) + ((t.variant,) if hasattr(t, "variant") else ())
+
+    for key in {key_of(t) for t in tasks}:
+        rows = [i for i, t in enumerate(tasks) if key_of(t) == key]
         if pair:
             found, other = bank.locate_pair(y[rows], key[:2], key[2:])
             was = torch.tensor([tasks[i].other_centre for i in rows], dtype=torch.float64)
@@ -130,8 +144,12 @@ def measure(shapes, bank: TemplateBank, tasks: list[DragTask], inputs: Tensor, o
         frac[rows] = (((found - src) * d).sum(-1) / (d * d).sum(-1)).numpy()
     answers = shapes.images_of([t.answer_index for t in tasks]).to(torch.float64)
     in_range = nll <= nll_max
-    outcome = np.array([("off" if not ok else "moved" if b == t.answer_index else "stayed" if b == t.source_index
-                         else "other") for t, b, ok in zip(tasks, best, in_range)])
+    # by image, not by id: a data set may hold one image twice (textured at contrast 0: every background is flat)
+    best_imgs = shapes.images_of([int(b) for b in best]).to(torch.float64)
+    same_ans = ((best_imgs - answers).abs().amax(-1) <= 1e-9).numpy()
+    same_src = ((best_imgs - x).abs().amax(-1) <= 1e-9).numpy()
+    outcome = np.array([("off" if not ok else "moved" if a else "stayed" if b else "other")
+                        for a, b, ok in zip(same_ans, same_src, in_range)])
     ok = (pos <= SUCCESS_PX) & in_range & ((shift <= SUCCESS_PX) if pair else True)
     out = {
         "position_error_px": pos,

@@ -10,6 +10,8 @@ from matplotlib.figure import Figure
 from ..io import save_figure
 from ..plots import ODE_COLOR, SDE_COLOR
 from .measures import OUTCOMES
+from .plots_mismatch import fig_mismatch, fig_nll_path, fig_pareto
+from .report import is_default
 
 __all__ = ["fig_examples", "fig_failures", "fig_outcomes", "fig_sweeps", "fig_score_error", "shapes_figures",
            "SWEEP_LABELS"]
@@ -18,7 +20,7 @@ COLORS = {"ODE": ODE_COLOR, "SDE": SDE_COLOR}
 SWEEP_LABELS = {"t0": "t0", "alpha": "α (target = α·patch)", "beta": "β (source = β·patch + noise)",
                 "steps": "grid steps", "distance": "drag distance (px per axis)", "margin": "mask margin (px)",
                 "step_size": "step size (px per operation)", "r": "window half-size r (px)", "handle": "handle",
-                "schedule": "schedule"}
+                "schedule": "schedule", "contrast": "background contrast (textured)"}
 ROW_MEASURES = (("position_error_px", "position error (px)"), ("drag_fraction", "drag fraction (1 = all)"),
                 ("success_rate", "success rate"),
                 ("outcome_moved", "exact right answer"), ("nll", "NLL under p0 (nats)"))
@@ -132,7 +134,6 @@ def fig_sweeps(report: dict, family: str = "single") -> Figure:
     measures = ROW_MEASURES + ((("other_shift_px", "other object's shift (px)"),) if family == "pair" else ())
     fig = Figure(figsize=(2.4 * len(names) + 0.5, 2.1 * len(measures)))
     axes = fig.subplots(len(measures), len(names), squeeze=False)
-    default = report["settings"]
     for c, name in enumerate(names):
         for model, b in blocks.items():
             if name not in b["sweeps"]:
@@ -148,7 +149,9 @@ def fig_sweeps(report: dict, family: str = "single") -> Figure:
                     half = np.nan_to_num(np.array([row["methods"][m][key]["ci95"] for row in rows]))
                     ax.errorbar(pos, mean, yerr=half, color=col, marker="o" if model == "exact" else "s", ms=3,
                                 capsize=2, ls="-" if model == "exact" else "--", label=f"{m}-Drag, {model}")
-                ax.axvline(default[name] if numeric else xs.index(default[name]), color="k", lw=0.5, ls=":")
+                dflt = next((x for x, row in zip(xs, rows) if is_default(report, name, row)), None)
+                if dflt is not None:
+                    ax.axvline(dflt if numeric else xs.index(dflt), color="k", lw=0.5, ls=":")
                 if not numeric:
                     ax.set_xticks(pos, [str(x) for x in xs])
                 if c == 0:
@@ -195,18 +198,24 @@ def shapes_figures(report: dict, defaults: dict, out: Path) -> list[str]:
     file names."""
     n = report["config"]["examples"]
     figs = {}
-    for fam, suffix in (("single", ""), ("pair", "_pair")):
+    for fam in report["families"]:
+        suffix = "" if fam == "single" else f"_{fam}"
         res = {model: r for (model, f), r in defaults.items() if f == fam}
         if not res:
             continue
         side = next(iter(res.values())).inputs.shape[-1]
         side = int(round(side ** 0.5))
-        what = "two-object scenes" if fam == "pair" else "one object"
+        what = {"pair": "two-object scenes", "single": "one object"}.get(fam, f"{fam} scenes")
         figs[f"examples{suffix}.png"] = fig_examples(res, side, n, f"typical drags at the defaults, {what}")
         figs[f"failures{suffix}.png"] = fig_failures(res, side, n)
         if any(report["results"][m][fam]["sweeps"] for m in report["results"] if fam in report["results"][m]):
             figs[f"sweeps{suffix}.png"] = fig_sweeps(report, fam)
+        if any("nll_path" in report["results"][m][fam]["defaults"] for m in report["results"]
+               if fam in report["results"][m]):
+            figs[f"nll_path{suffix}.png"] = fig_nll_path(report, fam)
+            figs[f"mismatch{suffix}.png"] = fig_mismatch(report, fam)
     figs["outcomes.png"] = fig_outcomes(report)
+    figs["pareto.png"] = fig_pareto(report)
     if report["models"].get("learned"):
         figs["score_error.png"] = fig_score_error(report)
     for name, fig in figs.items():

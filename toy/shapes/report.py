@@ -3,14 +3,27 @@ report's, :mod:`toy.digits.report`): both task families, exact and learned model
 from __future__ import annotations
 
 from ..digits.report import interval_bounds, interval_text, paired_text
+from .report_mismatch import issue20_lines
 
-__all__ = ["markdown_report", "verdicts", "verdict_counts", "PRIMARY", "PAIR_PRIMARY", "FAMILY_TITLES"]
+__all__ = ["markdown_report", "verdicts", "verdict_counts", "PRIMARY", "PAIR_PRIMARY", "FAMILY_TITLES", "method_label",
+           "is_default"]
 
 # (measure, label, lower is better)
 PRIMARY: tuple[tuple[str, str, bool], ...] = (("position_error_px", "position error (px)", True),
                                               ("success_rate", "success rate", False), ("nll", "NLL", True))
 PAIR_PRIMARY: tuple[tuple[str, str, bool], ...] = (("other_shift_px", "other object's shift (px)", True),)
-FAMILY_TITLES = {"single": "one object", "pair": "two-object scenes"}
+FAMILY_TITLES = {"single": "one object", "pair": "two-object scenes", "textured": "object over a textured background",
+                 "shaded": "shaded / outlined object"}
+
+
+def method_label(m: str) -> str:
+    """``ODE-Drag`` / ``SDE-Drag``; hybrids keep their names (``hybrid-late`` …)."""
+    return m if m.startswith("hybrid") else f"{m}-Drag"
+
+
+def is_default(report: dict, name: str, row: dict) -> bool:
+    """Whether a sweep row is the default setting (rows of data sweeps, e.g. the background contrast, say so)."""
+    return bool(row["default"]) if "default" in row else row["value"] == report["settings"].get(name)
 
 
 def _diff(d: dict, fmt: str = "{:+.3g}") -> str:
@@ -38,7 +51,7 @@ def verdicts(report: dict) -> list[dict]:
     for fam, model, block in _blocks(report):
         rows = [("defaults", block["defaults"])]
         for name, vals in block["sweeps"].items():
-            rows += [(f"{name}={r['value']}", r) for r in vals if r["value"] != report["settings"][name]]
+            rows += [(f"{name}={r['value']}", r) for r in vals if not is_default(report, name, r)]
         prim = PRIMARY + (PAIR_PRIMARY if fam == "pair" else ())
         for setting, r in rows:
             for key, label, lower in prim:
@@ -62,7 +75,15 @@ def _data_lines(report: dict) -> list[str]:
     lines = []
     for fam, info in report["families"].items():
         data, rng = info["data"], info["nll_data_range"]
-        if fam == "pair":
+        if fam in ("textured", "shaded"):
+            what = (f"{data['components']} one-object images ({', '.join(data['kinds'])}; sizes "
+                    f"{', '.join(map(str, data['sizes']))}) " + (
+                        f"over {len(data['variants'])} backgrounds ({', '.join(data['variants'])}; contrast "
+                        f"{data['contrast']}: background = {data['background']} + contrast · pattern)"
+                        if fam == "textured" else
+                        f"in {len(data['variants'])} styles ({', '.join(data['variants'])}; intensities {data['low']} "
+                        f"… {data['foreground']})"))
+        elif fam == "pair":
             what = (f"{data['components']} two-object scenes (one {data['kinds'][0]} and one {data['kinds'][1]}, "
                     f"sizes {', '.join(map(str, data['sizes']))}, boxes ≥ {data['gap']} px apart; the other object ≤ {data['near']} px "
                     f"from the dragged object's path and inside the mask)")
@@ -112,7 +133,7 @@ def markdown_report(report: dict) -> str:
         for m, v in d["methods"].items():
             other = (f"{interval_text(v['other_shift_px'])} | {interval_text(v['other_change'])}"
                      if "other_shift_px" in v else "– | –")
-            lines.append(f"| {fam} | {model} | {m}-Drag | {d['n_tasks']} | {d['drag_operations']['mean']:.2f} | "
+            lines.append(f"| {fam} | {model} | {method_label(m)} | {d['n_tasks']} | {d['drag_operations']['mean']:.2f} | "
                          f"{interval_text(v['position_error_px'])} | {interval_text(v['drag_fraction'])} | "
                          f"{_rate(v['success_rate'])} | {_rate(v['outcome_moved'])} | "
                          f"{interval_text(v['nll'], '{:.0f}')} | {interval_text(v['l2_to_answer'])} | "
@@ -130,13 +151,13 @@ def markdown_report(report: dict) -> str:
         lines += ["", "Paired Δ = learned − exact (same tasks and seeds; n.s.: the interval contains 0):\n"]
         for fam, pm in paired_models:
             for m, p in pm.items():
-                lines.append(f"- {fam}, {m}-Drag: position error {_diff(p['position_error_px'])}; "
+                lines.append(f"- {fam}, {method_label(m)}: position error {_diff(p['position_error_px'])}; "
                              f"success {_diff(p['success_rate'])}; NLL {_diff(p['nll'], '{:+.0f}')}")
     lines += ["", "| family | model | method | moved (right answer) | stayed | another image "
                   "| off the data (NLL out of range) |", "|---|---|---|---|---|---|---|"]
     for fam, model, block in _blocks(report):
         for m, v in block["defaults"]["methods"].items():
-            lines.append(f"| {fam} | {model} | {m}-Drag | " + " | ".join(
+            lines.append(f"| {fam} | {model} | {method_label(m)} | " + " | ".join(
                 f"{v['outcome_' + o]['mean']:.2f}" for o in ("moved", "stayed", "other", "off")) + " |")
     lines.append("")
     if any(block["sweeps"] for _, _, block in _blocks(report)):
@@ -150,13 +171,14 @@ def markdown_report(report: dict) -> str:
                                        "SDE success | Δ success | Δ NLL |", "|---|---|---|---|---|---|---|---|---|"]
             for r in rows:
                 mo, ms, pr = r["methods"]["ODE"], r["methods"]["SDE"], r["paired_ode_minus_sde"]
-                mark = " (default)" if r["value"] == s[name] else ""
+                mark = " (default)" if is_default(report, name, r) else ""
                 lines.append(f"| {r['value']}{mark} | {r['drag_operations']['mean']:.2f} | "
                              f"{interval_text(mo['position_error_px'])} | {interval_text(ms['position_error_px'])} | "
                              f"{paired_text(pr['position_error_px'], True)} | {_rate(mo['success_rate'])} | "
                              f"{_rate(ms['success_rate'])} | {paired_text(pr['success_rate'], False)} | "
                              f"{paired_text(pr['nll'], True, '{:+.0f}')} |")
             lines.append("")
+    lines += issue20_lines(report)
     vs = verdicts(report)
     lines += ["## Verdicts (paired 95% intervals)\n",
               "| family | model | setting | measure | ODE − SDE [95%] | favours |", "|---|---|---|---|---|---|"]

@@ -33,7 +33,8 @@ __all__ = ["DIRECTIONS", "HANDLES", "SCHEDULES", "FAMILIES", "DragTask", "PairTa
 DIRECTIONS: tuple[tuple[int, int], ...] = ((0, 1), (1, 0), (0, -1), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1))
 HANDLES: tuple[str, ...] = ("centre", "edge")
 SCHEDULES: tuple[str, ...] = ("sd", "ddpm-linear")
-FAMILIES: tuple[str, ...] = ("single", "pair")          # one-object images / two-object scenes
+FAMILIES: tuple[str, ...] = ("single", "pair", "textured", "shaded")   # one object / two objects / over a
+# structured background / shaded or outlined (issue 20)
 
 
 @dataclass(frozen=True)
