@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from theory.cases import random_configs  # noqa: E402
 from theory.config import config_from_dict  # noqa: E402
 from theory.divergences import fisher_grid_logratio, kl_grid  # noqa: E402
-from theory.fokker_planck import evolve_pair  # noqa: E402
+from theory.fokker_planck import default_backend, evolve_pair  # noqa: E402
 from theory.marginal_many import attach_many  # noqa: E402
 from theory.reversal import reversal_kl_trapezoid_1d, reversal_quadrature  # noqa: E402
 from theory.timegrid import integrate_half_g2_fisher, psi_table, schedule_time_grid  # noqa: E402
@@ -61,7 +61,13 @@ EX1 = {"schedule": {"kind": "vp-linear"}, "data": {"weights": [0.3, 0.7], "means
        "t0": 0.6, "t_end": 0.002, "sampler": "sde"}
 QUICK_1D = [7, 11]                # random 1-D cases in --quick: the weakest speed-ups of a full run
 QUICK_2D = [8]                    # the 2-D case with the largest residual at the defaults
-PYPDE_2D_CASES = [1, 9]           # full run only: 2-D py-pde is minutes per solve
+QUICK_2D_PYPDE = [1]              # the 2-D case with the weakest speed-ups of a full run
+PYPDE_2D_CASES = [1, 9]           # full run: the two 2-D cases solved by py-pde (seconds to minutes per solve)
+PYPDE_1D = [((100,), "explicit"), ((200,), "explicit"), ((100,), "bdf"), ((200,), "bdf")]
+PYPDE_1D_FULL = [((400,), "explicit"), ((400,), "bdf"), ((800,), "bdf"), ((100,), "bdf-stock"),
+                 ((200,), "bdf-stock"), ((400,), "bdf-stock")]
+PYPDE_2D = [((60, 60), "explicit"), ((60, 60), "bdf")]
+PYPDE_2D_FULL = [((100, 100), "explicit"), ((100, 100), "bdf")]   # (stock BDF: a dense 3600^2+ Jacobian; not run)
 
 
 def best_of(fn, repeat):
@@ -335,6 +341,31 @@ def summarize(cases: list[dict]) -> dict:
     return out
 
 
+def table(res: dict) -> str:
+    """The README table: per py-pde configuration and metric, the worst speed-up over the problems (named, with
+    py-pde's error and both times) and the median."""
+    rows = ["| py-pde configuration | final KL: worst (problem: py-pde error, its s / ours s) | median "
+            "| identity: worst (problem: py-pde error, its s / ours s) | median |", "|---|---|---|---|---|"]
+    for dim in ("1d", "2d"):
+        sp = res.get(f"speedups_{dim}") or {}
+        names = list(dict.fromkeys(list(sp.get("kl", {})) + list(sp.get("identity", {}))))
+        for name in names:
+            cells = [f"{'2-D ' if dim == '2d' else ''}{name}"]
+            for metric in ("kl", "identity"):
+                e = sp.get(metric, {}).get(name)
+                if e is None:
+                    cells += ["–", "–"]
+                    continue
+                w = e["worst_detail"]
+                mark = "**" if e["min_speedup"] < 20 else ""
+                cells += [f"{mark}{e['min_speedup']:.3g}×{mark} ({e['worst_case']}: {w['pypde_err']:.2g}, "
+                          f"{w['pypde_seconds']:.3g} / {w['ours_seconds']:.2g}; ours "
+                          f"{'x'.join(map(str, w['ours_cells']))} cells / {w['ours_steps']} steps)",
+                          f"{e['median_speedup']:.3g}×"]
+            rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
 def _write(path: Path, res: dict) -> None:
     """JSON with floats to 4 significant digits and every flat object or list (a sweep row, a py-pde run) on one
     line, so the file stays small and readable."""
@@ -427,6 +458,7 @@ def main() -> None:
         res["speedups_1d"] = summarize(res["cases_1d"])
         res["speedups_2d"] = summarize(res["cases_2d"]) if res["cases_2d"] else None
         _write(out / "theory_bench.json", res)
+        (out / "theory_bench.md").write_text(table(res))
         plot(res, out / "theory_bench.png")
         return
     if args.random_set_only:
@@ -436,32 +468,29 @@ def main() -> None:
     q = args.quick
     set1 = random_configs(1, 12, 0)
     ids = QUICK_1D if q else list(range(12))
-    pypde_1d = [((100,), "explicit"), ((200,), "explicit"), ((100,), "bdf"), ((200,), "bdf")]
-    if not q:
-        pypde_1d += [((400,), "bdf"), ((800,), "bdf"), ((100,), "bdf-stock"), ((200,), "bdf-stock"),
-                     ((400,), "bdf-stock")]
-    cells_1d = [50, 100, 200, 400] if q else [50, 100, 200, 400, 800]
+    pypde_1d = PYPDE_1D + ([] if q else PYPDE_1D_FULL)
+    cells_1d = [32, 50, 100, 200, 400] if q else [32, 50, 100, 200, 400, 800]
     steps_1d = [4, 8, 12, 16, 24, 32, 48, 64] if q else [4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192]
     cases_1d = [sweep_case("example", EX1, cells_1d, steps_1d, pypde_1d, args.repeat, log)]
     for i in ids:
         cases_1d.append(sweep_case(f"1d-{i} ({set1[i]['schedule']['kind']})", set1[i], cells_1d, steps_1d,
                                    pypde_1d, args.repeat, log))
     cases_2d = []
-    if not q:
-        set2 = random_configs(2, 12, 0)
-        for i in PYPDE_2D_CASES:
-            cases_2d.append(sweep_case(f"2d-{i} ({set2[i]['schedule']['kind']})", set2[i], [40, 60, 100, 150],
-                                       [8, 16, 32, 64], [((60, 60), "explicit"), ((60, 60), "bdf"),
-                                                         ((100, 100), "bdf")], 1, log))
-    res = {"machine": MACHINE, "quick": q, "cases_1d": cases_1d, "cases_2d": cases_2d,
+    set2 = random_configs(2, 12, 0)
+    for i in QUICK_2D_PYPDE if q else PYPDE_2D_CASES:
+        cases_2d.append(sweep_case(f"2d-{i} ({set2[i]['schedule']['kind']})", set2[i],
+                                   [32, 40, 60, 100] if q else [32, 40, 60, 100, 150], [4, 8, 16, 32, 64],
+                                   PYPDE_2D + ([] if q else PYPDE_2D_FULL), 1, log))
+    res = {"machine": MACHINE, "quick": q, "backend": default_backend(), "cases_1d": cases_1d, "cases_2d": cases_2d,
            "speedups_1d": summarize(cases_1d), "speedups_2d": summarize(cases_2d) if cases_2d else None}
     res["defaults"] = defaults_on_set((1, 2), {1: None, 2: QUICK_2D} if q else {}, args.repeat, log)
     res["seconds_total"] = time.perf_counter() - t_start
     _write(out / "theory_bench.json", res)
+    (out / "theory_bench.md").write_text(table(res))
     if not q:
         _write(out / "random_set.json", res["defaults"])
     plot(res, out / "theory_bench.png")
-    print(json.dumps({"speedups_1d": res["speedups_1d"], "speedups_2d": res["speedups_2d"]}, indent=1))
+    print(table(res))
     for d in ("1d", "2d"):
         w = res["defaults"][d]
         print(d, "worst residual", w["worst_residual"]["case"], w["worst_residual"]["relative_residual"],

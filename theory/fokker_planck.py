@@ -43,7 +43,8 @@ from scipy.fft import dct, dctn, idct, idctn
 from .fp_diagnostics import block_diagnostics
 from .results import KLPath, make_path
 from .schedules import Schedule
-from .timegrid import integrate_half_g2_fisher, psi_table, schedule_time_grid, time_grid
+from .timegrid import (half_g2_phi_weights, integrate_half_g2_fisher, psi_table, schedule_time_grid,
+                       simpson_phi, time_grid)
 
 Drift = Callable[[np.ndarray, float], np.ndarray]
 Score = Callable[[np.ndarray, float], np.ndarray]
@@ -345,8 +346,9 @@ def _g2_integral(g2: Optional[Callable[[float], float]], ta: float, tb: float) -
 class _Stepper:
     """One Strang step of the scheme in the module docstring, for a Grid1D or Grid2D."""
 
-    def __init__(self, grid, drift: Drift, g2: Optional[Callable[[float], float]], spectral: bool = True):
-        self.grid, self.drift, self.g2 = grid, drift, g2
+    def __init__(self, grid, drift: Drift, g2: Optional[Callable[[float], float]], spectral: bool = True,
+                 compiled: bool = False):
+        self.grid, self.drift, self.g2, self.compiled = grid, drift, g2, compiled
         self._cache: dict = {}
         if grid.dim == 1:
             self.lams = [_heat_factors(grid.n, grid.h, spectral)]
@@ -386,9 +388,26 @@ class _Stepper:
             nx, ny = grid.shape
             vx = np.asarray(self.drift(self.pts[0], tm), dtype=np.float64)[:, 0].reshape(nx + 1, ny).T
             vy = np.asarray(self.drift(self.pts[1], tm), dtype=np.float64)[:, 1].reshape(nx, ny + 1)
+            hx, hy = grid.spacing
+            if self.compiled:
+                from .fp_compiled import sweep_cols, sweep_rows
+
+                vx, vy = np.ascontiguousarray(vx), np.ascontiguousarray(vy)
+
+                def sx(r: np.ndarray) -> np.ndarray:
+                    r = np.ascontiguousarray(r)
+                    sweep_cols(r, vx, float(grid.lo[0]), hx, 0.5 * ds)
+                    return r
+
+                def sy(r: np.ndarray) -> np.ndarray:
+                    r = np.ascontiguousarray(r)
+                    sweep_rows(r, vy, float(grid.lo[1]), hy, ds)
+                    return r
+
+                R = _across(_across(_across(R, 2, sx), 1, sy), 2, sx)
+                return _diffuse(R, self.lams, D2)
             depx = _departure(self.e[0], np.ascontiguousarray(vx), 0.5 * ds)
             depy = _departure(self.e[1], vy, ds)
-            hx, hy = grid.spacing
             R = _across(R, 2, lambda r: np.swapaxes(_remap_lines(np.swapaxes(r, 1, 2), depx, grid.lo[0], hx), 1, 2))
             R = _across(R, 1, lambda r: _remap_lines(r, depy, grid.lo[1], hy))
             R = _across(R, 2, lambda r: np.swapaxes(_remap_lines(np.swapaxes(r, 1, 2), depx, grid.lo[0], hx), 1, 2))
@@ -408,25 +427,25 @@ def default_backend() -> str:
 
 
 def compiled_plan(grid, m: int, backend: Optional[str] = None):
-    """The FFT plan of the compiled loop, or None where the plain numpy loop runs: backend "numpy", numba not
-    importable, a stack other than a pair, 2-D, or a cell count with a prime factor above 31.  backend "numba"
+    """The FFT plans of the compiled loop (one per axis), or None where the plain numpy loop runs: backend "numpy",
+    numba not importable, a stack other than a pair, or a cell count with a prime factor above 31.  backend "numba"
     raises instead of falling back."""
     backend = backend or default_backend()
     if backend == "numpy":
         return None
     why = None
-    if m != 2 or grid.dim != 1:
-        why = "the compiled loop runs pairs of 1-D densities"
+    if m != 2:
+        why = "the compiled loop runs pairs of densities"
     else:
         try:
             from .fp_fft import plan
         except ImportError as exc:  # pragma: no cover - numba is a dependency
             why = f"numba is not available ({exc})"
         else:
-            pl = plan(grid.n)
-            if pl is not None:
-                return pl
-            why = f"{grid.n} cells have a prime factor above 31"
+            pls = [plan(int(n)) for n in grid.shape]
+            if all(p is not None for p in pls):
+                return pls
+            why = f"{'x'.join(map(str, grid.shape))} cells: a prime factor above 31"
     if backend == "numba":
         raise ValueError(f"backend numba: {why}")
     return None
@@ -456,27 +475,37 @@ def _drift_table(drift: Drift, pts: np.ndarray, times: np.ndarray, axis: int) ->
     return np.stack([np.asarray(drift(pts, float(t)), dtype=np.float64)[:, axis] for t in times])
 
 
+def _plain_blocks(rhos: np.ndarray, grid, drift: Drift, g2, ts: np.ndarray, spectral: bool, size: int,
+                  compiled: bool = False):
+    """_blocks by _Stepper.step, one Python call per step (compiled: the 2-D sweeps of theory.fp_compiled)."""
+    stepper = _Stepper(grid, drift, g2, spectral, compiled)
+    n_steps = ts.size - 1
+    for j0 in range(0, n_steps, size):
+        out = np.empty((min(size, n_steps - j0),) + rhos.shape)
+        for k in range(out.shape[0]):
+            rhos = stepper.step(rhos, ts[j0 + k], ts[j0 + k + 1])
+            out[k] = rhos
+        yield j0, out
+
+
 def _blocks(rhos: np.ndarray, grid, drift: Drift, g2, ts: np.ndarray, spectral: bool, backend: Optional[str]):
     """Yield (j0, states): the states [k, m, *grid] after steps j0 .. j0+k-1 of the stack rhos, block by block
     (the compiled loop runs a whole block in one call; the plain loop steps in Python)."""
     n_steps = ts.size - 1
-    per_step = rhos.nbytes + (3 * (grid.n + 1) * 8 if grid.dim == 1 else 0)
+    per_step = rhos.nbytes + (3 * (grid.n + 1) * 8 if grid.dim == 1 else 0)   # states (+ 1-D drift rows)
     size = max(1, min(n_steps, _BLOCK_BYTES // max(per_step, 1)))
     pl = compiled_plan(grid, rhos.shape[0], backend)
     if pl is None:
-        stepper = _Stepper(grid, drift, g2, spectral)
-        for j0 in range(0, n_steps, size):
-            out = np.empty((min(size, n_steps - j0),) + rhos.shape)
-            for k in range(out.shape[0]):
-                rhos = stepper.step(rhos, ts[j0 + k], ts[j0 + k + 1])
-                out[k] = rhos
-            yield j0, out
+        yield from _plain_blocks(rhos, grid, drift, g2, ts, spectral, size)
+        return
+    D1, D2 = _g2_integrals(g2, ts)
+    R = np.ascontiguousarray(rhos, dtype=np.float64).copy()
+    if grid.dim == 2:  # per step: scipy's DCTs (batched over lines) and the compiled sweeps
+        yield from _plain_blocks(R, grid, drift, g2, ts, spectral, size, compiled=True)
         return
     from .fp_compiled import run_1d
 
-    D1, D2 = _g2_integrals(g2, ts)
     lam = _heat_factors(grid.n, grid.h, spectral)
-    R = np.ascontiguousarray(rhos, dtype=np.float64).copy()
     pts = grid.edges()[:, None]
     for j0 in range(0, n_steps, size):
         j1 = min(n_steps, j0 + size)
@@ -485,8 +514,8 @@ def _blocks(rhos: np.ndarray, grid, drift: Drift, g2, ts: np.ndarray, spectral: 
         tt[1::2] = 0.5 * (ts[j0:j1] + ts[j0 + 1:j1 + 1])
         V = _drift_table(drift, pts, tt, 0)
         out = np.empty((j1 - j0,) + R.shape)
-        run_1d(R, D1[j0:j1], D2[j0:j1], ts[j0:j1] - ts[j0 + 1:j1 + 1], V, lam, float(grid.lo), float(grid.h), *pl,
-               out)
+        run_1d(R, D1[j0:j1], D2[j0:j1], ts[j0:j1] - ts[j0 + 1:j1 + 1], V, lam, spectral, float(grid.lo), float(grid.h),
+               *pl[0], out)
         yield j0, out
 
 
@@ -504,13 +533,13 @@ def _solve_many(densities0: list[np.ndarray], grid, drift: Drift, diffusion_g2, 
     if np.any(rhos < 0) or not np.all(np.isfinite(rhos)):
         raise ValueError("initial densities must be finite and non-negative")
     saved_t, saved = [ts[0]], [[r.copy() for r in rhos]]
-    if block_callback is not None:
-        block_callback(0, ts[:1], rhos[None])
-    elif callback is not None:
+    if callback is not None and block_callback is None:
         callback(ts[0], rhos)
     for j0, states in _blocks(rhos, grid, drift, diffusion_g2, ts, spectral, backend):
-        if block_callback is not None:
-            block_callback(j0 + 1, ts[j0 + 1:j0 + 1 + states.shape[0]], states)
+        if block_callback is not None:   # the first block starts with the initial state
+            i0 = j0 + 1 if j0 else 0
+            block_callback(i0, ts[i0:j0 + 1 + states.shape[0]], np.concatenate([rhos[None], states]) if j0 == 0
+                           else states)
             continue
         for k in range(states.shape[0]):
             n = j0 + k
@@ -651,9 +680,17 @@ def evolve_pair(q0: np.ndarray, p0: np.ndarray, grid, schedule: Schedule, score:
     times, kl, fi, mass = _evolve_once(q0, p0, grid, drift, g2, ts, save_every, log_p, backend)
     extra = {"grid_shape": list(grid.shape), "n_steps": n_steps, "richardson": bool(richardson)}
 
-    def fisher_int(tt, ff):
-        return integrate_half_g2_fisher(tt, ff, schedule, t0, t_end, stiff_var=stiff_var, psi=psi) \
-            if sampler == "sde" else None
+    if sampler == "sde":   # phi and the weights 1/2 g^2 / phi' once for all times; runs use every 1st, 2nd, 4th
+        phi_w = half_g2_phi_weights(ts, schedule, t0, t_end, stiff_var=stiff_var, psi=psi)
+
+    def fisher_int(tt: np.ndarray, ff: np.ndarray):
+        """int 1/2 g^2 F at the times tt (integrate_half_g2_fisher; from the table when tt = ts[::k])."""
+        if sampler != "sde":
+            return None
+        k = (ts.size - 1) // max(tt.size - 1, 1)
+        if k >= 1 and np.array_equal(ts[::k], tt):
+            return simpson_phi(phi_w[0][::k], phi_w[1][::k] * ff)
+        return integrate_half_g2_fisher(tt, ff, schedule, t0, t_end, stiff_var=stiff_var, psi=psi)
 
     fine = (kl[0], kl[-1], fisher_int(times, fi))
     if richardson or error_estimate:

@@ -111,9 +111,10 @@ def _masses(R, mass):
 
 
 @njit(cache=True)
-def run_1d(R, D1, D2, ds, V, lam, lo, h, radices, tw_off, tw, root_off, roots, phase, out):
+def run_1d(R, D1, D2, ds, V, lam, spectral, lo, h, radices, tw_off, tw, root_off, roots, phase, out):
     """Steps j = 0..N-1 of the pair R [2, n] (modified in place); out[j] = the state after step j.
-    V[2j] = drift at t_j, V[2j+1] at the step's midpoint, V[2j+2] at t_{j+1} (on the n+1 edges)."""
+    V[2j] = drift at t_j, V[2j+1] at the step's midpoint, V[2j+2] at t_{j+1} (on the n+1 edges); spectral: lam is
+    -(pi k / L)^2 (the heat factors are then products instead of n exponentials per half step)."""
     n = R.shape[1]
     c = np.empty(n, np.complex128)
     work = np.empty(n, np.complex128)
@@ -131,9 +132,52 @@ def run_1d(R, D1, D2, ds, V, lam, lo, h, radices, tw_off, tw, root_off, roots, p
             Dj = D1[j] if half == 0 else D2[j]
             if Dj > 0.0:
                 _masses(R, mass)
-                for k in range(n):
-                    fac[k] = np.exp(Dj * lam[k])
+                if spectral:   # lam_k = lam_1 k^2: exp(D lam_k) = r^(k^2) by products, r^(2k+1) carried along
+                    r = np.exp(Dj * lam[1])
+                    e, step, r2 = 1.0, r, r * r
+                    for k in range(n):
+                        fac[k] = e
+                        e *= step
+                        step *= r2
+                else:
+                    for k in range(n):
+                        fac[k] = np.exp(Dj * lam[k])
                 heat_pair(R[0], R[1], fac, c, work, radices, tw_off, tw, root_off, roots, phase)
                 _clip_restore(R, mass)
         out[j, 0, :] = R[0]
         out[j, 1, :] = R[1]
+
+
+@njit(cache=True)
+def sweep_rows(R, V, lo, h, ds):
+    """Remap every line R[0, i, :], R[1, i, :] (in place) along the last axis over ds, departure points of its n+1
+    edges by RK4 in the frozen drift V[i] (fokker_planck._departure and _remap_lines, line by line)."""
+    n = R.shape[2]
+    dep = np.empty(n + 1)
+    C = np.empty(n + 1)
+    D = np.empty(n + 1)
+    val = np.empty(n + 1)
+    for i in range(R.shape[1]):
+        _departure(lo, h, V[i], V[i], V[i], ds, dep)
+        _remap_pair(R[0, i], R[1, i], dep, lo, h, C, D, val)
+
+
+@njit(cache=True)
+def sweep_cols(R, V, lo, h, ds):
+    """sweep_rows along axis 1: the lines R[0, :, j], R[1, :, j] with the drift V[j] at their n+1 edges."""
+    n = R.shape[1]
+    dep = np.empty(n + 1)
+    C = np.empty(n + 1)
+    D = np.empty(n + 1)
+    val = np.empty(n + 1)
+    a = np.empty(n)
+    b = np.empty(n)
+    for j in range(R.shape[2]):
+        _departure(lo, h, V[j], V[j], V[j], ds, dep)
+        for i in range(n):
+            a[i] = R[0, i, j]
+            b[i] = R[1, i, j]
+        _remap_pair(a, b, dep, lo, h, C, D, val)
+        for i in range(n):
+            R[0, i, j] = a[i]
+            R[1, i, j] = b[i]

@@ -9,11 +9,14 @@ autosort, radices = the prime factors of n (O(n sum of factors)); plan() refuses
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from numba import njit
 
 MAX_RADIX = 31
+_C1, _C2 = math.cos(2 * math.pi / 5), math.cos(4 * math.pi / 5)
+_S1, _S2 = math.sin(2 * math.pi / 5), math.sin(4 * math.pi / 5)
 
 
 def factors(n: int) -> list[int]:
@@ -26,6 +29,7 @@ def factors(n: int) -> list[int]:
     return out if m == 1 else []
 
 
+@lru_cache(maxsize=32)
 def plan(n: int) -> tuple[np.ndarray, ...] | None:
     """Stockham tables for an n-point FFT: (radices, per-stage twiddle offsets, twiddles, root offsets, roots,
     the DCT phases exp(-i pi k / 2n)); None if n has a prime factor above MAX_RADIX."""
@@ -62,9 +66,46 @@ def fft_inplace(a, work, radices, tw_off, tw, root_off, roots):
         to, ro = tw_off[s], root_off[s]
         for j in range(m):
             k = j % ns
+            base = (j // ns) * ns * r + k
+            if r == 4:   # exp(-2 pi i / 4) = -i: no multiplications inside the butterfly
+                a0 = src[j]
+                a1 = src[j + m] * tw[to + k * 4 + 1]
+                a2 = src[j + 2 * m] * tw[to + k * 4 + 2]
+                a3 = src[j + 3 * m] * tw[to + k * 4 + 3]
+                s02, d02, s13 = a0 + a2, a0 - a2, a1 + a3
+                d13 = complex(a1.imag - a3.imag, a3.real - a1.real)     # -i (a1 - a3)
+                dst[base] = s02 + s13
+                dst[base + ns] = d02 + d13
+                dst[base + 2 * ns] = s02 - s13
+                dst[base + 3 * ns] = d02 - d13
+                continue
+            if r == 5:   # y1,4 = b1 -/+ i d1, y2,3 = b2 -/+ i d2 (cosines and sines of 2 pi / 5, 4 pi / 5)
+                a0 = src[j]
+                a1 = src[j + m] * tw[to + k * 5 + 1]
+                a2 = src[j + 2 * m] * tw[to + k * 5 + 2]
+                a3 = src[j + 3 * m] * tw[to + k * 5 + 3]
+                a4 = src[j + 4 * m] * tw[to + k * 5 + 4]
+                t1, t2, t3, t4 = a1 + a4, a2 + a3, a1 - a4, a2 - a3
+                b1 = a0 + _C1 * t1 + _C2 * t2
+                b2 = a0 + _C2 * t1 + _C1 * t2
+                d1 = _S1 * t3 + _S2 * t4
+                d2 = _S2 * t3 - _S1 * t4
+                md1 = complex(d1.imag, -d1.real)                        # -i d1
+                md2 = complex(d2.imag, -d2.real)
+                dst[base] = a0 + t1 + t2
+                dst[base + ns] = b1 + md1
+                dst[base + 2 * ns] = b2 + md2
+                dst[base + 3 * ns] = b2 - md2
+                dst[base + 4 * ns] = b1 - md1
+                continue
+            if r == 2:
+                a0 = src[j]
+                a1 = src[j + m] * tw[to + k * 2 + 1]
+                dst[base] = a0 + a1
+                dst[base + ns] = a0 - a1
+                continue
             for p in range(r):
                 v[p] = src[j + p * m] * tw[to + k * r + p]
-            base = (j // ns) * ns * r + k
             for q in range(r):
                 acc = v[0]
                 for p in range(1, r):

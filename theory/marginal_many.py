@@ -38,15 +38,25 @@ def _lse(lp: np.ndarray) -> np.ndarray:
     return np.log(np.exp(lp - mx[:, None]).sum(axis=1)) + mx
 
 
+_BATCH_MAX = 200_000   # times x components x points above which a loop over times (GaussianMixture.marginal) is
+#                       cheaper than the [m, K, n, d] temporaries (2-D grids)
+
+
 def log_prob_many(mix: GaussianMixture, schedule: Schedule, x: np.ndarray, times: np.ndarray) -> np.ndarray:
     """log p_t(x) for every time, [m, n]."""
-    lp, _, _ = _parts(mix, schedule, np.asarray(x, dtype=np.float64), times)
+    x = np.asarray(x, dtype=np.float64)
+    if len(times) * mix.n_components * x.shape[0] > _BATCH_MAX:
+        return np.stack([mix.marginal(schedule, float(t)).log_prob(x) for t in times])
+    lp, _, _ = _parts(mix, schedule, x, times)
     return _lse(lp)
 
 
 def score_many(mix: GaussianMixture, schedule: Schedule, x: np.ndarray, times: np.ndarray) -> np.ndarray:
     """grad log p_t(x) = -sum_k r_k U_k (z_k / v_k) for every time, [m, n, d]."""
-    lp, zv, U = _parts(mix, schedule, np.asarray(x, dtype=np.float64), times)
+    x = np.asarray(x, dtype=np.float64)
+    if len(times) * mix.n_components * x.shape[0] > _BATCH_MAX:
+        return np.stack([mix.marginal(schedule, float(t)).score(x) for t in times])
+    lp, zv, U = _parts(mix, schedule, x, times)
     r = np.exp(lp - _lse(lp)[:, None, :])                           # [m, K, n]
     return -np.einsum("mkn,mkne,kde->mnd", r, zv, U)
 

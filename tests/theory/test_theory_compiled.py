@@ -42,10 +42,12 @@ def test_verify_compiled_equals_plain(case, monkeypatch):
         monkeypatch.setenv("THEORY_BACKEND", b)
         out[b] = verify(cfg, "grid")
     a, c = out["numpy"], out["numba"]
+    # round-off (FFT against scipy's DCT, heat factors by products) passed through the limiter's min / max
+    # switches over 288 steps: 1e-9 of KL(t0) (measured <= 3e-10; the states alone agree to 1e-12, below)
     for k in ("kl_start", "kl_end", "fisher_integral", "residual"):
-        assert abs(a[k] - c[k]) <= 1e-10 * a["kl_start"], k
+        assert abs(a[k] - c[k]) <= 1e-9 * a["kl_start"], k
     for k in ("kl_end", "fisher_integral", "residual"):
-        assert abs(a["errors"][k] - c["errors"][k]) <= 1e-10 * a["kl_start"], k
+        assert abs(a["errors"][k] - c["errors"][k]) <= 1e-9 * a["kl_start"], k
 
 
 @pytest.mark.parametrize("sampler", ["sde", "ode"])
@@ -79,3 +81,17 @@ def test_states_compiled_equal_plain(spectral):
            for b in ("numpy", "numba")]
     a, b = np.array(out[0]), np.array(out[1])
     assert np.abs(a - b).max() <= 1e-12 * np.abs(a).max()   # 49 steps of ~1e-15 each
+
+
+@pytest.mark.parametrize("case", [1, 8])
+def test_2d_compiled_sweeps_equal_plain(case, monkeypatch):
+    """2-D: scipy's DCTs in both, the split sweeps compiled or plain."""
+    cfg = dict(random_configs(2, 12, 0)[case], grid=60, n_steps=16)
+    out = {}
+    for b in ("numpy", "numba"):
+        monkeypatch.setenv("THEORY_BACKEND", b)
+        out[b] = verify(cfg, "grid")
+    a, c = out["numpy"], out["numba"]
+    for k in ("kl_end", "fisher_integral", "residual"):
+        assert abs(a[k] - c[k]) <= 1e-9 * a["kl_start"], k
+        assert abs(a["errors"][k] - c["errors"][k]) <= 1e-9 * a["kl_start"], k
