@@ -373,11 +373,12 @@ class _Stepper:
             self._cache[key] = v
         return self._cache[key]
 
-    def step(self, R: np.ndarray, ta: float, tb: float) -> np.ndarray:
-        """One Strang step of the stack R [m, *grid] of densities from ta to tb."""
+    def step(self, R: np.ndarray, ta: float, tb: float, D: Optional[tuple[float, float]] = None) -> np.ndarray:
+        """One Strang step of the stack R [m, *grid] of densities from ta to tb (D: the two half steps' int 1/2 g2,
+        when known)."""
         tm = 0.5 * (ta + tb)
         ds = ta - tb
-        D1, D2 = _g2_integral(self.g2, ta, tm), _g2_integral(self.g2, tm, tb)
+        D1, D2 = (_g2_integral(self.g2, ta, tm), _g2_integral(self.g2, tm, tb)) if D is None else D
         R = _diffuse(R, self.lams, D1)
         grid = self.grid
         if grid.dim == 1:
@@ -480,10 +481,12 @@ def _plain_blocks(rhos: np.ndarray, grid, drift: Drift, g2, ts: np.ndarray, spec
     """_blocks by _Stepper.step, one Python call per step (compiled: the 2-D sweeps of theory.fp_compiled)."""
     stepper = _Stepper(grid, drift, g2, spectral, compiled)
     n_steps = ts.size - 1
+    D1, D2 = _g2_integrals(g2, ts) if compiled else (None, None)
     for j0 in range(0, n_steps, size):
         out = np.empty((min(size, n_steps - j0),) + rhos.shape)
         for k in range(out.shape[0]):
-            rhos = stepper.step(rhos, ts[j0 + k], ts[j0 + k + 1])
+            j = j0 + k
+            rhos = stepper.step(rhos, ts[j], ts[j + 1], None if D1 is None else (float(D1[j]), float(D2[j])))
             out[k] = rhos
         yield j0, out
 
