@@ -7,6 +7,11 @@
 2. Wall time on the tiny random model (64x64) with a reduced grid, and overhead = loop wall time / time spent
    inside ``unet.forward`` (measured with forward hooks, so CPU contention affects both sides alike).
 3. ``--full``: the same for a full-size random-weight SD-1.5 UNet (512x512 image, 64x64 latent) on a 2-step pass.
+4. ``--presets``: official vs fast (issue 19) — NFE per edit counted with the stub UNet at each preset's own full
+   settings for drags of 2, 4, 10 and 20 latent px; the tiny model's real loop at both presets' settings (NFE,
+   seconds per edit, overhead); with ``--full`` also the fast loop on the full-size UNet (a 2-step pass, for its
+   overhead and seconds per NFE) and seconds per 512² edit for both presets = NFE × that measured s/NFE
+   (the official edit itself would take hours on this CPU).
 """
 from __future__ import annotations
 
@@ -60,6 +65,7 @@ class StubUnet(torch.nn.Module):
 
 
 def count_nfe(pipe, sampler: str, distance: float, config: DragConfig) -> dict:
+    """NFE of one drag of ``distance`` latent px at ``config``, counted by running the real loop on a stub UNet."""
     stub = StubUnet(pipe.unet.config)
     fake = SimpleNamespace(unet=stub, scheduler=pipe.scheduler, vae=pipe.vae, device=torch.device("cpu"))
     grid, fgrid = drag_grids(pipe, config)
@@ -76,8 +82,9 @@ def count_nfe(pipe, sampler: str, distance: float, config: DragConfig) -> dict:
             "official_unet_rows": off["unet_rows"]}
 
 
-def time_loop(pipe, sampler: str, config: DragConfig, latent_hw: int, cond_dim: int, repeats: int = 1) -> dict:
-    """Wall time of ``drag_latents`` (one operation) and the UNet's share."""
+def time_loop(pipe, sampler: str, config: DragConfig, latent_hw: int, cond_dim: int, repeats: int = 1,
+              distance: int = 1) -> dict:
+    """Wall time of ``drag_latents`` (a drag of ``distance`` latent px) and the UNet's share."""
     grid, fgrid = drag_grids(pipe, config)
     gen = torch.Generator().manual_seed(0)
     cond = torch.randn(1, 77, cond_dim, generator=gen)
@@ -87,7 +94,7 @@ def time_loop(pipe, sampler: str, config: DragConfig, latent_hw: int, cond_dim: 
         model = make_eps_model(pipe, cond, torch.zeros_like(cond))
         timer = UnetTimer(pipe.unet)
         t = time.perf_counter()
-        drag_latents(model, x0, grid, [(2, 2)], [(3, 2)], None, sampler, config, forward_grid=fgrid,
+        drag_latents(model, x0, grid, [(2, 2)], [(2 + distance, 2)], None, sampler, config, forward_grid=fgrid,
                      schedules=drag_schedules(config, False))
         wall = time.perf_counter() - t
         timer.remove()
@@ -114,7 +121,12 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="also time a full-size random SD-1.5 UNet (2-step pass)")
     ap.add_argument("--tiny-steps", type=int, default=20, help="grid for the tiny-model timing (default 20)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest on a small shared box)")
+    ap.add_argument("--presets", action="store_true", help="official vs fast only (section 4)")
     args = ap.parse_args()
+    if args.presets:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        return presets_main(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     res: dict = {"machine": "shared 2-core CPU (other jobs running: timings inflated)", "torch_threads": torch.get_num_threads()}
@@ -161,6 +173,55 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1) + "\n")
     print(f"wrote {out}")
+
+
+def presets_main(args) -> None:
+    """Section 4 of the module docstring: official vs fast."""
+    from diffsamplers.presets import preset_defaults
+
+    res: dict = {"machine": "this project's shared 2-core CPU (other jobs running: timings are upper bounds)",
+                 "torch_threads": torch.get_num_threads(), "presets": {}}
+    pipe = make_tiny_pipeline(0)
+    for preset in ("official", "fast"):
+        cfg = DragConfig(preset=preset, lora_steps=0)
+        nfe = [count_nfe(pipe, s, d, cfg) for s in ("sde", "ode") for d in (2.0, 4.0, 10.0, 20.0)]
+        # the tiny model's real loop at the preset's own settings: a 4-latent-px drag (2 official operations)
+        loop = [time_loop(pipe, s, cfg, 32, 32, distance=4) for s in ("sde", "ode")]
+        res["presets"][preset] = {"defaults": dataclass_dict(preset_defaults(preset)), "nfe": nfe, "tiny_loop": loop}
+        for r in loop:
+            print(f"{preset} tiny {r['sampler']}: {r['nfe']} NFE in {r['wall_s']:.2f} s (overhead {r['overhead']:.3f})")
+    off, fast = res["presets"]["official"], res["presets"]["fast"]
+    res["nfe_ratio"] = [{"sampler": a["sampler"], "distance_latent_px": a["distance_latent_px"],
+                         "official_nfe": a["nfe"], "fast_nfe": b["nfe"], "ratio": a["nfe"] / b["nfe"],
+                         "official_lora_steps": preset_defaults("official").lora_steps,
+                         "fast_lora_steps": preset_defaults("fast").lora_steps}
+                        for a, b in zip(off["nfe"], fast["nfe"])]
+    for r in res["nfe_ratio"]:
+        print(f"{r['sampler']} D={r['distance_latent_px']:>4}: official {r['official_nfe']} NFE, fast {r['fast_nfe']} "
+              f"NFE, ratio {r['ratio']:.1f}")
+    if args.full:
+        fp = full_pipe()
+        fcfg = DragConfig(preset="fast", steps=4, t0=0.5)  # K = 2 steps per pass, the fast solver
+        with torch.no_grad():
+            res["full_fast_loop"] = [time_loop(fp, "sde", fcfg, 64, 768)]
+        r = res["full_fast_loop"][0]
+        res["full_512_seconds_per_edit"] = [
+            {"sampler": a["sampler"], "distance_latent_px": a["distance_latent_px"],
+             "official_s": a["nfe"] * r["s_per_nfe"], "fast_s": b["nfe"] * r["s_per_nfe"]}
+            for a, b in zip(off["nfe"], fast["nfe"])]
+        print(f"full SD-1.5 UNet, fast SDE loop: {r['nfe']} NFE in {r['wall_s']:.1f} s (overhead {r['overhead']:.4f}, "
+              f"{r['s_per_nfe']:.1f} s/NFE)")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1) + "\n")
+    print(f"wrote {out}")
+
+
+def dataclass_dict(d) -> dict:
+    import dataclasses
+    import math
+
+    return {k: ("inf" if isinstance(v, float) and math.isinf(v) else v) for k, v in dataclasses.asdict(d).items()}
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 and the path of the points.  Spatial positions are index tuples over the last ``k`` dimensions of the state
 (``(row, col)`` for images and latents, ``(i,)`` for 1-D signals).
 
-Each rule comes in two presets (:mod:`diffsamplers.presets`):
+Each rule comes in two versions (:mod:`diffsamplers.presets`; ``"fast"`` uses the clean rules):
 
 - ``"official"`` reproduces the official code (ML-GSAI/SDE-Drag, ``utils/drag.py`` and ``sdedrag_dragbench.py``):
   the window around p is the half-open slice [p − lo, p + hi), i.e. (2r)^k in the interior and not centred on p;
@@ -22,7 +22,7 @@ from .noise import NoiseSource
 __all__ = ["PRESETS", "check_preset", "patch_bounds", "copy_paste", "num_drag_steps", "num_drag_ops", "drag_path"]
 
 Index = Sequence[int]
-PRESETS: tuple[str, ...] = ("official", "clean")
+PRESETS: tuple[str, ...] = ("official", "clean", "fast")
 
 
 def check_preset(preset: str) -> str:
@@ -110,7 +110,7 @@ def num_drag_ops(sources: Sequence[Index], targets: Sequence[Index], step_size: 
     """Number of drag operations for the largest source→target distance D: :func:`num_drag_steps`, with D and
     the comparisons in float32 as the official code (``torch.norm(d.float())``) or in float64 ("clean")."""
     d = _displacements(sources, targets)
-    if check_preset(preset) == "clean":
+    if check_preset(preset) != "official":
         return num_drag_steps(max(math.hypot(*(float(v) for v in row)) for row in d), step_size)
     if not step_size > 0:
         raise ValueError(f"step_size must be > 0, got {step_size}")

@@ -1,4 +1,5 @@
-"""The two presets of the editing recipes: ``"official"`` (the paper's code, ML-GSAI/SDE-Drag) and ``"clean"``.
+"""The three presets of the editing recipes: ``"official"`` (the paper's code, ML-GSAI/SDE-Drag), ``"clean"`` and
+``"fast"``.
 
 Line by line, where they differ (everything else is shared):
 
@@ -23,11 +24,29 @@ The official code's timestep lists are not always evenly spaced (SD-1.5's DPM-So
 next step starts from 500, and the forward kernel paired with it goes 500 → 505.  For t0 > 0.5 at 200 steps this
 happens inside the edited range; :func:`official_grids` reproduces it with an inconsistent :class:`Grid`
 (``to_alphas``) and a separate forward grid.  No single grid expresses it.
+
+``"fast"`` keeps every rule of ``"clean"``; it changes defaults only (:data:`PRESET_DEFAULTS`, declared once
+below; a value the user gives wins), chosen by measurement on the shapes bed and the digits (docs/fast.md):
+
+====================  ================================================  =============================================
+default               ``"official"`` / ``"clean"``                      ``"fast"``
+====================  ================================================  =============================================
+solver                η-DDIM: Cycle-SDE (η = 1) record/replay (SDE),    DPM-Solver++ 2M: SDE-DPM-Solver++ record and
+                      DDIM inversion + DDIM (ODE)                       exact replay (SDE), 2M inversion + 2M (ODE)
+drag grid             200 steps (K = int(t0·200) per pass)              ``drag_steps``
+drag operations       one per 2 px of the longest drag                  ``drag_step_size`` (inf: the whole drag as one
+                                                                        paste of the window, as RegionDrag)
+LoRA (sdimage)        100 steps                                         ``lora_steps``
+DiffEdit / SDEdit /   50 steps, DDIM                                    ``edit_steps``, DPM-Solver++ 2M
+reconstruct
+====================  ================================================  =============================================
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -35,7 +54,36 @@ from torch import Tensor
 from .edits import PRESETS, check_preset
 from .grid import Grid
 
-__all__ = ["PRESETS", "check_preset", "ramp", "linear_ramp", "cosine_ramp", "official_num_steps", "official_grids"]
+__all__ = ["PRESETS", "check_preset", "ramp", "linear_ramp", "cosine_ramp", "official_num_steps", "official_grids",
+           "PresetDefaults", "PRESET_DEFAULTS", "preset_defaults"]
+
+
+@dataclass(frozen=True)
+class PresetDefaults:
+    """The defaults a preset sets besides its rules (flags and fields a user gives win).  Declared once here; the
+    drag / DiffEdit configs, every CLI, the browser editor and the shapes bed derive theirs from this table."""
+
+    solver: str            # "ddim" (η-DDIM / Cycle-SDE, the paper) or "dpmpp" (DPM-Solver++ / SDE-DPM-Solver++)
+    order: int             # DPM-Solver++ order (ignored by ddim)
+    drag_steps: int        # grid size S of drag; each operation runs K = int(t0·S) steps per pass
+    drag_step_size: float  # latent (bed: image) px per drag operation; inf = the whole drag in one operation
+    lora_steps: int        # drag's LoRA fine-tuning steps (0: none)
+    edit_steps: int        # grid size of DiffEdit / SDEdit (translate) / reconstruct / inpaint
+
+
+PRESET_DEFAULTS: Mapping[str, PresetDefaults] = MappingProxyType({
+    # the official code: 200-step grids and step 2 for drag (sdedrag_dragbench.py), 100 LoRA steps, 50 steps
+    # for DiffEdit (diffedit.py)
+    "official": PresetDefaults("ddim", 2, 200, 2.0, 100, 50),
+    "clean": PresetDefaults("ddim", 2, 200, 2.0, 100, 50),
+    # chosen on the shapes bed and the digits (benchmarks/fast_study.py, docs/fast.md)
+    "fast": PresetDefaults("dpmpp", 2, 20, math.inf, 0, 20),
+})
+
+
+def preset_defaults(preset: str) -> PresetDefaults:
+    """The :class:`PresetDefaults` of ``preset``."""
+    return PRESET_DEFAULTS[check_preset(preset)]
 
 Ramp = Callable[[int, int], float]
 

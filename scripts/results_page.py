@@ -90,6 +90,9 @@ def _rel(results: Path, p: str | Path) -> str:
 
 
 CAPTIONS = {
+    "fast_pareto.png": "ε-evaluations per edit against position error, success and NLL: each fast candidate (circles "
+                       "DPM-Solver++ 2M, squares DDIM) with its paired interval against the official defaults (stars); "
+                       "the ringed point is the chosen setting",
     "kl_curves.png": "KL(q_t‖p_t) against t: the SDE (red) falls towards 0, the ODE (blue) stays flat, with the exact "
                      "and with the learned score",
     "identity.png": "the two sides of the SDE identity, KL drop and ∫½g²F, lie on top of each other",
@@ -283,6 +286,31 @@ def _shapes(results: Path, out: str) -> list[Row]:
     return rows
 
 
+def _fast_study(results: Path, out: str) -> list[Row]:
+    """The fast preset against the official defaults: per cell of the study, the nfe ratio and the paired SDE-Drag
+    differences (fast − official) of position error and success."""
+    rel = f"{out}/report.json"
+    rep = _load(results, rel)
+    name = rep["preset_fast"]["name"]
+    rows = []
+    for cell, runs in rep["cells"].items():
+        if name not in runs:
+            continue
+        base = ("cells", cell, name, "paired_vs_reference", "SDE")
+        p = _get(rep, base)
+        ok = p["position_error_px"]["mean"] <= rep["config"]["max_position"] and \
+            p["success_rate"]["mean"] >= -rep["config"]["max_success_drop"] and p["nll"]["lo95"] <= 0
+        rows.append(Row(f"fast preset vs official SDE-Drag ({cell})", f"`{name}`",
+                        [_num(results, rel, *base, "nfe_ratio", fmt="{:.1f}"),
+                         _num(results, rel, *base, "position_error_px", "mean", fmt="{:+.2f}"),
+                         _num(results, rel, *base, "position_error_px", "ci95", fmt="{:.2f}"),
+                         _num(results, rel, *base, "success_rate", "mean", fmt="{:+.2f}"),
+                         _num(results, rel, *base, "success_rate", "ci95", fmt="{:.2f}")],
+                        "within bounds" if ok else "loses quality",
+                        "{0}x fewer ε-evaluations; Δ position {1} ± {2} px, Δ success {3} ± {4}"))
+    return rows
+
+
 def _score_error(results: Path, out: str) -> list[Row]:
     """Imperfect score: per score-error level, KL(output ‖ data) of the ODE (η = 0) and the SDE (η = 1), edited start."""
     rel = f"{out}/report.json"
@@ -324,13 +352,15 @@ BUILDERS: dict[str, Callable[..., list[Row]]] = {
     "digits": lambda r, s, c: _digits(r, stage_out_dir(c)),
     "toy shapes drag": lambda r, s, c: _shapes(r, stage_out_dir(c)),
     "toy score-error": lambda r, s, c: _score_error(r, stage_out_dir(c)),
+    "toy fast-study": lambda r, s, c: _fast_study(r, stage_out_dir(c)),
     "sdimage": _sdimage,
 }
 TITLES = {"theory": "The theorem, exactly", "toy kl-curves": "KL curves (exact and learned score)",
           "toy editing": "Toy editing tasks", "toy study": "Schedules, η and Cycle-SDE",
           "digits": "The paper's editing tables on digits (exact model)", "sdimage": "Stable Diffusion code path",
           "toy shapes drag": "Drag test bed with ground truth (shapes)",
-          "toy score-error": "The theorem with an imperfect score"}
+          "toy score-error": "The theorem with an imperfect score",
+          "toy fast-study": "Fast SDE editing: the fast preset against the official defaults"}
 
 
 def build_sections(results: Path, summary: list[dict]) -> list[Section]:

@@ -14,7 +14,8 @@ from typing import Sequence
 
 from . import drag_cli
 from .cli_common import (Parser, add_model_args, add_preset_arg, add_sampling_args, check_input_file, check_model_args,
-                         check_number, check_out_path, check_size, check_steps, pipeline_from_args)
+                         check_number, check_out_path, check_size, check_steps, pipeline_from_args,
+                         resolve_preset_args)
 from .errors import SdImageError
 
 __all__ = ["main", "build_parser"]
@@ -116,13 +117,15 @@ def _cmd_inpaint(args) -> int:
 def _cmd_translate(args) -> int:
     from . import tasks
 
+    resolve_preset_args(args)
     _check_common(args)
     pipe = pipeline_from_args(args)
     image = _load_image(args, pipe)
     _note_slow(args, pipe, image, args.steps * args.t0)
     res = tasks.translate(pipe, image, args.prompt, t0=args.t0, sampler=args.sampler, solver=args.solver,
-                                order=args.order, eta=args.eta, steps=args.steps, guidance=args.guidance,
-                                negative_prompt=args.negative_prompt, seed=args.seed, progress=not args.no_progress)
+                          order=args.order, eta=args.eta, steps=args.steps, guidance=args.guidance,
+                          negative_prompt=args.negative_prompt, seed=args.seed, progress=not args.no_progress)
+    res.info["preset"] = args.preset
     return _finish(args, res.image, res.info)
 
 
@@ -130,6 +133,7 @@ def _cmd_diffedit(args) -> int:
     from . import tasks
     from .latents import load_mask
 
+    resolve_preset_args(args)
     _check_common(args)
     if args.mask is not None:
         check_input_file(args.mask, "mask")
@@ -146,19 +150,22 @@ def _cmd_diffedit(args) -> int:
     res = tasks.diffedit(pipe, image, args.source_prompt, args.target_prompt, t0=args.t0, sampler=args.sampler,
                          steps=args.steps, guidance=args.guidance, seed=args.seed, mask=mask,
                          mask_draws=args.mask_draws, mask_t0=args.mask_t0, preset=args.preset,
-                         progress=not args.no_progress)
+                         solver=args.solver, order=args.order, progress=not args.no_progress)
     return _finish(args, res.image, res.info)
 
 
 def _cmd_reconstruct(args) -> int:
     from . import tasks
 
+    resolve_preset_args(args)
     _check_common(args)
     pipe = pipeline_from_args(args)
     image = _load_image(args, pipe)
     _note_slow(args, pipe, image, 2 * args.steps * args.t0)
     res = tasks.reconstruct(pipe, image, sampler=args.sampler, steps=args.steps, t0=args.t0, prompt=args.prompt,
-                            guidance=args.guidance, seed=args.seed, progress=not args.no_progress)
+                            guidance=args.guidance, seed=args.seed, solver=args.solver, order=args.order,
+                            progress=not args.no_progress)
+    res.info["preset"] = args.preset
     print(f"latent max |error| {res.info['latent_max_abs_error']:.3e}, pixel RMSE {res.info['pixel_rmse']:.3e}")
     return _finish(args, res.image, res.info)
 
@@ -178,13 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true", help="write into a non-empty folder")
     t.set_defaults(func=_cmd_make_tiny)
 
-    def solver_args(q):
-        q.add_argument("--solver", choices=["ddim", "dpmpp"], default="ddim",
-                       help="ddim: DDIM (ode) / DDPM (sde); dpmpp: DPM-Solver++ (ode) / SDE-DPM-Solver++ (sde)")
-        q.add_argument("--order", type=int, choices=[1, 2], default=2, help="DPM-Solver++ order (default 2)")
-        q.add_argument("--eta", type=float, default=None,
-                       help="DDIM eta in [0, 1] (overrides --sampler: 0 = ODE, 1 = SDE); ddim solver only")
-        q.add_argument("--negative-prompt", default="")
+    def solver_args(q, preset: bool = False, eta: bool = True, negative: bool = True):
+        dflt = "the --preset's: ddim for official, dpmpp for fast" if preset else "ddim"
+        q.add_argument("--solver", choices=["ddim", "dpmpp"], default=None if preset else "ddim",
+                       help=f"ddim: DDIM (ode) / DDPM (sde); dpmpp: DPM-Solver++ (ode) / SDE-DPM-Solver++ (sde) "
+                            f"(default {dflt})")
+        q.add_argument("--order", type=int, choices=[1, 2], default=None if preset else 2,
+                       help="DPM-Solver++ order (default 2)")
+        if eta:
+            q.add_argument("--eta", type=float, default=None,
+                           help="DDIM eta in [0, 1] (overrides --sampler: 0 = ODE, 1 = SDE); ddim solver only")
+        if negative:
+            q.add_argument("--negative-prompt", default="")
 
     q = sub.add_parser("inpaint", help="inpaint the white region of --mask")
     add_model_args(q)
@@ -204,8 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--image", required=True)
     q.add_argument("--prompt", required=True)
     q.add_argument("--t0", type=float, default=0.5, help="noise level to start from, in (0, 1] (default 0.5)")
-    solver_args(q)
-    add_sampling_args(q)
+    solver_args(q, preset=True)
+    add_preset_arg(q, rules=False)
+    add_sampling_args(q, steps=None)
     q.set_defaults(func=_cmd_translate)
 
     q = sub.add_parser("diffedit", help="DiffEdit: automatic mask, then ODE (DDIM inversion) or SDE (Cycle-SDE) edit")
@@ -219,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--mask-draws", type=int, default=10, help="noise draws averaged for the mask (default 10)")
     q.add_argument("--mask-t0", type=float, default=0.5, help="noise level of the mask estimate (default 0.5)")
     add_preset_arg(q)
-    add_sampling_args(q)
+    solver_args(q, preset=True, eta=False, negative=False)
+    add_sampling_args(q, steps=None)
     q.set_defaults(func=_cmd_diffedit)
 
     q = sub.add_parser("reconstruct", help="encode + decode with Cycle-SDE (sde) or DDIM inversion (ode); reports the error")
@@ -227,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--image", required=True)
     q.add_argument("--prompt", default="")
     q.add_argument("--t0", type=float, default=1.0, help="invert up to this noise level (default 1)")
-    add_sampling_args(q, guidance=1.0)
+    solver_args(q, preset=True, eta=False, negative=False)
+    add_preset_arg(q, rules=False)
+    add_sampling_args(q, steps=None, guidance=1.0)
     q.set_defaults(func=_cmd_reconstruct)
 
     drag_cli.add_parsers(sub)

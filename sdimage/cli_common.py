@@ -14,7 +14,7 @@ from cliutil import check_writable_dir as _check_writable_dir
 
 from .errors import SdImageError
 
-__all__ = ["Parser", "add_model_args", "add_sampling_args", "add_preset_arg", "check_input_file", "check_out_path",
+__all__ = ["Parser", "add_model_args", "add_sampling_args", "add_preset_arg", "resolve_preset_args", "check_input_file", "check_out_path",
            "check_writable_dir", "check_number", "check_model_args", "pipeline_from_args", "parse_point"]
 
 
@@ -41,11 +41,13 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cpu-offload", action="store_true", help="model CPU offload (accelerate; needs CUDA)")
 
 
-def add_sampling_args(p: argparse.ArgumentParser, steps: int = 50, guidance: float | None = None,
+def add_sampling_args(p: argparse.ArgumentParser, steps: int | None = 50, guidance: float | None = None,
                       sampler: str = "sde") -> None:
     g = p.add_argument_group("sampling")
     g.add_argument("--sampler", choices=["ode", "sde"], default=sampler, help=f"ODE or SDE (default {sampler})")
-    g.add_argument("--steps", type=int, default=steps, help=f"number of steps of the full schedule (default {steps})")
+    g.add_argument("--steps", type=int, default=steps,
+                   help=f"number of steps of the full schedule (default {steps})" if steps is not None else
+                   "number of steps of the full schedule (default: the --preset's, official 50)")
     g.add_argument("--seed", type=int, default=0)
     if guidance is None:  # per family, resolved once the model is loaded (pipeline_from_args)
         g.add_argument("--guidance", type=float, default=None,
@@ -138,10 +140,31 @@ def pipeline_from_args(args):
     return pipe
 
 
-def add_preset_arg(p: argparse.ArgumentParser) -> None:
-    """--preset official|clean (drag and DiffEdit; see docs/drag.md and docs/sdimage.md for the differences)."""
-    p.add_argument("--preset", choices=["official", "clean"], default="official",
-                   help="official: reproduce the paper's code (default); clean: this package's consistent rules")
+def add_preset_arg(p: argparse.ArgumentParser, rules: bool = True) -> None:
+    """--preset official|clean|fast (drag and DiffEdit: rules and defaults, docs/drag.md, docs/sdimage.md;
+    translate / reconstruct: defaults only, ``rules=False``)."""
+    from diffsamplers import PRESETS
+    from diffsamplers.presets import preset_defaults
+
+    f, o = preset_defaults("fast"), preset_defaults("official")
+    what = ("official: reproduce the paper's code (default); clean: this package's consistent rules; fast: the "
+            "clean rules with " if rules else "official: the paper's sampler (default); fast: ")
+    p.add_argument("--preset", choices=list(PRESETS), default="official",
+                   help=f"{what}DPM-Solver++ {f.order}M and {f.edit_steps} steps instead of DDIM and {o.edit_steps} "
+                        f"(--solver, --order, --steps given win; docs/fast.md)")
+
+
+def resolve_preset_args(args, steps_field: str = "edit_steps") -> None:
+    """Fill --steps, --solver and --order left unset from the --preset's defaults (flags given win)."""
+    from diffsamplers.presets import preset_defaults
+
+    d = preset_defaults(getattr(args, "preset", "official"))
+    if getattr(args, "steps", None) is None:
+        args.steps = getattr(d, steps_field)
+    if getattr(args, "solver", None) is None:
+        args.solver = "ddim" if getattr(args, "eta", None) is not None else d.solver  # --eta is a DDIM setting
+    if getattr(args, "order", None) is None:
+        args.order = d.order
 
 
 def parse_point(text: str) -> tuple[int, int]:

@@ -17,9 +17,26 @@ time grid              DPM-Solver++ timesteps of the pipeline's   the last int(t
                        timestep S−K−1 (``official_grids``)
 mask → latent          bicubic resize, > 128                      area average > 0.5
 =====================  =========================================  ==============================================
+
+``"fast"`` keeps every rule of ``"clean"`` and changes only defaults (:data:`diffsamplers.presets.PRESET_DEFAULTS`;
+a field or flag the user gives wins), chosen by the study in docs/fast.md:
+
+=====================  =========================================  ==============================================
+default                ``"official"`` / ``"clean"``               ``"fast"``
+=====================  =========================================  ==============================================
+solver                 DDIM: Cycle-SDE with η = 1 (SDE), DDIM     DPM-Solver++ 2M: SDE-DPM-Solver++ record and
+                       inversion + DDIM (ODE)                     exact replay (SDE); 2M inversion + 2M (ODE)
+steps                  200 (K = 120 per pass at t0 = 0.6)         the preset's ``drag_steps``
+step_size              2 latent px per operation                  the preset's ``drag_step_size`` (inf: the
+                                                                  whole drag as one paste, as RegionDrag)
+lora_steps             100                                        the preset's ``lora_steps``
+CFG                    both branches on every step (official      the unconditional branch is skipped on the
+                       ramp never reaches 1)                      last step, where the clean ramp is exactly 1
+=====================  =========================================  ==============================================
 """
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -29,7 +46,8 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
-from diffsamplers import PRESETS, GaussianNoise, Grid, cosine_ramp, linear_ramp, num_drag_ops, recipes
+from diffsamplers import PRESETS, SOLVERS, GaussianNoise, Grid, cosine_ramp, linear_ramp, num_drag_ops, recipes
+from diffsamplers.presets import preset_defaults
 
 from .drag_inputs import DRAG_MASK_RULE, Point, as_image_tensor, as_mask, points_to_latent, validate_points
 from .errors import SdImageError
@@ -39,17 +57,19 @@ __all__ = ["DragConfig", "DragResult", "official_nfe", "drag_latents", "drag", "
 
 @dataclass
 class DragConfig:
-    """Every parameter of SDE-Drag / ODE-Drag; defaults are those of the official DragBench script."""
+    """Every parameter of SDE-Drag / ODE-Drag; defaults are those of the official DragBench script.  ``steps``,
+    ``step_size``, ``lora_steps``, ``solver`` and ``order`` left None take the preset's value
+    (:func:`diffsamplers.presets.preset_defaults`) at construction: a value given wins."""
 
-    steps: int = 200  # discretisation of [0, T]; t0 = 0.6 gives 120 forward + 120 backward steps
+    steps: int | None = None  # discretisation of [0, T]; official: 200, t0 = 0.6 gives 120 forward + 120 backward
     t0: float = 0.6  # copy-and-paste at grid fraction t0
     guidance_min: float = 1.0  # CFG at the clean end of the trajectory (t -> 0)
     guidance_max: float = 3.0  # CFG at t0 (linear ramp in the step index)
-    step_size: float = 2.0  # latent pixels per drag operation
+    step_size: float | None = None  # latent pixels per drag operation (official 2; inf: one operation)
     r: int = 5  # patch half-size in latent pixels (clipped at the borders)
     alpha: float = 1.1  # target = alpha * source patch
     beta: float = 0.3  # source = beta * source patch + sqrt(1 - beta^2) * fresh noise
-    lora_steps: int = 100  # 0 disables LoRA fine-tuning
+    lora_steps: int | None = None  # 0 disables LoRA fine-tuning (official 100)
     lora_rank: int = 4
     lora_lr: float = 2e-4
     lora_scale_min: float = 0.5  # LoRA scale eased (cosine) from 1 near t = 0 to this value at t0
@@ -57,8 +77,19 @@ class DragConfig:
     seed: int = 1234
     paste: bool = True  # False: skip copy-and-paste (pure reconstruction; used by tests and ablations)
     variant: str = "markov"  # Cycle-SDE encoder (paper: Markov forward chain)
-    preset: str = "official"  # "official" (the paper's code) or "clean" (see the module docstring)
+    preset: str = "official"  # "official" (the paper's code), "clean" or "fast" (see the module docstring)
     lora_cache_dir: str | None = None  # default ~/.cache/sdimage/drag_lora
+    solver: str | None = None  # "ddim" (the paper) or "dpmpp" (DPM-Solver++ / SDE-DPM-Solver++); None: the preset's
+    order: int | None = None  # DPM-Solver++ order (1 or 2); None: the preset's
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:  # validate() says it with the flag's name
+            return
+        d = preset_defaults(self.preset)
+        for name, value in (("steps", d.drag_steps), ("step_size", d.drag_step_size), ("lora_steps", d.lora_steps),
+                            ("solver", d.solver), ("order", d.order)):
+            if getattr(self, name) is None:
+                setattr(self, name, value)
 
     def validate(self, names: dict[str, str] | None = None) -> "DragConfig":
         """Check every field (finite numbers in range, integers) with :mod:`cliutil`'s one rule; a message names the
@@ -71,7 +102,8 @@ class DragConfig:
         check_number(self.t0, n("t0"), 0.0, 1.0, lo_open=True, error=e)
         check_number(self.guidance_min, n("guidance_min"), lo=1.0, error=e)
         check_number(self.guidance_max, n("guidance_max"), lo=1.0, error=e)
-        check_number(self.step_size, n("step_size"), lo=0.0, lo_open=True, error=e)
+        if not (isinstance(self.step_size, float) and math.isinf(self.step_size) and self.step_size > 0):
+            check_number(self.step_size, n("step_size"), lo=0.0, lo_open=True, error=e)  # or inf: one operation
         check_int(self.r, n("r"), lo=0, error=e)
         check_number(self.alpha, n("alpha"), error=e)
         check_number(self.beta, n("beta"), 0.0, 1.0, error=e)
@@ -83,6 +115,8 @@ class DragConfig:
         check_int(self.seed, n("seed"), 0, 2 ** 63 - 1, error=e)
         check_choice(self.preset, n("preset"), PRESETS, error=e)
         check_choice(self.variant, n("variant"), ("markov", "posterior", "independent"), error=e)
+        check_choice(self.solver, n("solver"), SOLVERS, error=e)
+        check_int(self.order, n("order"), 1, 2, error=e)
         if self.preset == "official":
             from .model import check_official_steps
 
@@ -90,13 +124,17 @@ class DragConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if isinstance(d["step_size"], float) and math.isinf(d["step_size"]):
+            d["step_size"] = "inf"  # one operation (JSON has no infinity)
+        return d
 
 
 CONFIG_FLAGS = {"steps": "--steps", "t0": "--t0", "guidance_min": "--guidance-min", "guidance_max": "--guidance",
                 "step_size": "--step-size", "r": "--r", "alpha": "--alpha", "beta": "--beta",
                 "lora_steps": "--lora-steps", "lora_rank": "--lora-rank", "lora_lr": "--lora-lr",
-                "lora_scale_min": "--lora-scale-min", "seed": "--seed", "preset": "--preset"}
+                "lora_scale_min": "--lora-scale-min", "seed": "--seed", "preset": "--preset", "solver": "--solver",
+                "order": "--order"}
 """The command-line flag of each :class:`DragConfig` field (``python -m sdimage drag`` / ``dragbench``)."""
 
 
@@ -122,6 +160,16 @@ def official_nfe(config: DragConfig, m: int = 1, sampler: str = "sde") -> dict[s
     k = int(config.t0 * config.steps)
     calls = k if sampler == "sde" else 2 * k
     return {"unet_calls": m * calls, "eps_evals": 2 * m * k, "unet_rows": 4 * m * k, "lora_train_steps": config.lora_steps}
+
+
+def _official_defaults_nfe(config: DragConfig, sources, targets, sampler: str, nfe: int) -> dict[str, Any]:
+    """ε-evaluations the official defaults (200 steps, step 2, 100 LoRA steps) spend on the same drag, and the
+    ratio to this run's: what a preset saves."""
+    ref = DragConfig(t0=config.t0)
+    m = num_drag_ops(sources, targets, float(ref.step_size), "official")  # type: ignore[arg-type]
+    off = official_nfe(ref, m, sampler)
+    return {"num_drag_ops": m, "eps_evals": off["eps_evals"], "lora_train_steps": off["lora_train_steps"],
+            "ratio": off["eps_evals"] / max(nfe, 1)}
 
 
 def drag_grids(pipe, config: DragConfig, latent_hw: tuple[int, int] | None = None) -> tuple[Grid, Grid | None]:
@@ -171,7 +219,7 @@ def drag_latents(
         model, x0, grid, rc(sources), rc(targets), sampler=sampler, noise=GaussianNoise(generator), mask=mask,
         preset=config.preset, r=config.r, alpha=config.alpha, beta=config.beta, step_size=config.step_size,
         paste=config.paste, variant=config.variant, forward_grid=forward_grid, schedules=schedules, on_op=on_step,
-        progress=progress,
+        solver=config.solver, order=config.order, progress=progress,
     )
     xy = lambda pts: [(int(p[1]), int(p[0])) for p in pts]  # noqa: E731  (row, col) -> (x, y)
     return DragResult(res.x, res.intermediates, [xy(op.sources) for op in res.ops], [xy(op.targets) for op in res.ops])
@@ -267,7 +315,7 @@ def drag(
     timer = RunTimer(device)
     info: dict[str, Any] = {
         "task": "drag", "method": "SDE-Drag" if sampler == "sde" else "ODE-Drag", "sampler": sampler,
-        "preset": config.preset, "recipe": "diffsamplers.recipes.drag",
+        "preset": config.preset, "solver": config.solver, "order": config.order, "recipe": "diffsamplers.recipes.drag",
         "prompt": prompt, "negative_prompt": negative_prompt, "seed": config.seed, "config": config.to_dict(),
         "image_size": [w, h], "sources": [list(p) for p in sources], "targets": [list(p) for p in targets],
         "latent_sources": [list(p) for p in lat_src], "latent_targets": [list(p) for p in lat_tgt],
@@ -332,6 +380,7 @@ def drag(
         "nfe_rule": ("eps evaluations, one UNet call each (CFG batched); per op: K record + K replay (SDE) or "
                      "K inversion + K sampling (ODE), K = int(t0*steps)"),
         "official_nfe": official_nfe(config, m, sampler),
+        "official_defaults_nfe": _official_defaults_nfe(config, lat_src, lat_tgt, sampler, model.nfe),
         "lora": lora_info,
         "timing_s": {"encode_lora": t_lora - t_start, "drag": t_drag - t_lora - decode_s,
                      "intermediate_decode": decode_s, "decode": t_end - t_drag},

@@ -3,7 +3,7 @@
 Points are (x, y) image pixels; on the latent grid they are ``p // factor`` (the official
 ``div(8, rounding_mode='trunc')``) and are handed to the recipes as (row, col) = (y, x).  The pixel mask is
 thresholded once (white / >= 128 / > 0.5 = editable) and reaches the latent grid by the preset's rule
-(:func:`sdimage.latents.mask_to_latent`: ``"bicubic"`` for the official preset, ``"area"`` for the clean one).
+(:func:`sdimage.latents.mask_to_latent`: ``"bicubic"`` for the official preset, ``"area"`` for the clean and fast ones).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .errors import SdImageError
 __all__ = ["Point", "validate_points", "points_to_latent", "DRAG_MASK_RULE", "as_image_tensor", "as_mask"]
 
 Point = tuple[int, int]
-DRAG_MASK_RULE = {"official": "bicubic", "clean": "area"}
+DRAG_MASK_RULE = {"official": "bicubic", "clean": "area", "fast": "area"}
 
 
 def validate_points(sources, targets, width: int, height: int) -> tuple[list[Point], list[Point]]:

@@ -137,6 +137,8 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
 
     gr = _import_gradio()
 
+    from diffsamplers import PRESETS
+
     from . import gui_handlers as H
     from .drag import DragConfig
 
@@ -433,8 +435,10 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
                         alpha = gr.Slider(0.0, 3.0, d["alpha"], step=0.05, label="alpha (target = alpha x source)")
                         beta = gr.Slider(0.0, 1.0, d["beta"], step=0.05, label="beta (source noise mix)")
                     with gr.Row():
-                        preset = gr.Radio(["official", "clean"], value=d["preset"], label="Preset (docs/drag.md)")
+                        preset = gr.Radio(list(PRESETS), value=d["preset"], label="Preset (docs/drag.md, docs/fast.md)",
+                                          elem_id="drag-preset")
                         negative = gr.Textbox(label="Negative prompt", value="")
+                    preset_note = gr.Markdown(H.preset_note(d["preset"]), elem_id="drag-preset-note")
                 with gr.Accordion("LoRA on the image (cached: a second drag of the same image reuses it)", open=False):
                     with gr.Row():
                         use_lora = gr.Checkbox(value=d["lora_steps"] > 0, label="Train a LoRA first",
@@ -444,6 +448,8 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
                         lora_rank = gr.Number(d["lora_rank"], label="LoRA rank", precision=0, minimum=1)
                         lora_lr = gr.Number(d["lora_lr"], label="LoRA learning rate", minimum=0)
                         lora_scale_min = gr.Slider(0.0, 1.0, d["lora_scale_min"], step=0.05, label="LoRA scale at t0")
+                preset.change(H.drag_preset_fields, preset, [steps, step_size, use_lora, lora_steps, preset_note],
+                              api_visibility="private")
                 drag_btn = gr.Button("Drag", variant="primary", elem_id="drag-run")
                 drag_status = gr.Markdown(label="status", elem_id="drag-status")
                 with gr.Row(equal_height=True):
@@ -566,7 +572,9 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
                             de_guidance = gr.Slider(0.0, 20.0, cfg, step=0.1, label="CFG")
                             de_draws = gr.Number(10, label="Mask: noise draws", precision=0, minimum=1)
                             de_mask_t0 = gr.Slider(0.05, 1.0, 0.5, step=0.01, label="Mask: noise level")
-                            de_preset = gr.Radio(["official", "clean"], value="official", label="Preset")
+                            de_preset = gr.Radio(list(PRESETS), value="official", label="Preset (fast: DPM-Solver++ "
+                                                 "2M, fewer steps; docs/fast.md)")
+                            de_preset.change(H.edit_preset_steps, de_preset, de_steps, api_visibility="private")
                             de_seed = gr.Number(0, label="Seed", precision=0)
                         de_btn = gr.Button("DiffEdit", variant="primary", elem_id="diffedit-run")
                 de_status = gr.Markdown(label="status")

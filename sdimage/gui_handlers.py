@@ -430,12 +430,15 @@ def run_drag(
     negative_prompt: str = "",
     on_progress: Progress | None = None,
     on_intermediate: Callable[[str, int, int, Any], None] | None = None,
+    solver: str | None = None,
+    order: int | None = None,
 ) -> EditOutput:
     """SDE-Drag and / or ODE-Drag (:func:`sdimage.drag.drag`) of ``image`` moving each handle to its target.
 
     ``mask``: white = editable (None = the whole image; a mask with no white pixel is an error).  ``points``:
     ``x,y -> x,y`` lines in image pixels.  Parameters left None take the :class:`sdimage.drag.DragConfig` defaults
-    (the official DragBench script).  ``use_lora=False`` or ``lora_steps=0``: no LoRA.  With ``sampler="both"``
+    (the official DragBench script), or the ``preset``'s (fast: its steps, step size, LoRA steps and solver;
+    ``solver`` / ``order`` None: the preset's).  ``use_lora=False`` or ``lora_steps=0``: no LoRA.  With ``sampler="both"``
     SDE runs first, then ODE with the same seed and the same (cached) LoRA.  ``on_progress(what, done, total)`` is
     called during LoRA training and after every drag operation, ``on_intermediate(sampler, i, m, image)`` with the
     image after each operation.  Writes ``<sampler>.png``, ``<sampler>/drag_*.png``, ``<sampler>/trajectory.gif``
@@ -458,7 +461,10 @@ def run_drag(
                            "whole image editable)")
     if not isinstance(prompt, str):
         raise SdImageError("the prompt must be text")
-    d = DragConfig()
+    from diffsamplers import PRESETS
+
+    # the preset's defaults fill what is not given (fast: its steps, step size, LoRA steps and solver)
+    d = DragConfig(preset=str(preset) if preset in PRESETS else "official")
     pick = lambda v, default: default if v is None else v  # noqa: E731
     try:
         config = DragConfig(
@@ -468,7 +474,7 @@ def run_drag(
             beta=float(pick(beta, d.beta)), lora_steps=int(pick(lora_steps, d.lora_steps)) if use_lora else 0,
             lora_rank=int(pick(lora_rank, d.lora_rank)), lora_lr=float(pick(lora_lr, d.lora_lr)),
             lora_scale_min=float(pick(lora_scale_min, d.lora_scale_min)), seed=int(pick(seed, d.seed)),
-            preset=str(pick(preset, d.preset)), lora_cache_dir=ws.lora_cache,
+            preset=str(pick(preset, d.preset)), lora_cache_dir=ws.lora_cache, solver=solver, order=order,
         ).validate()
     except (TypeError, ValueError) as err:
         raise SdImageError(f"bad drag parameter: {err}") from None
@@ -663,11 +669,15 @@ def run_translate(
 
 def run_diffedit(
     ws: Workspace, image, source_prompt: str, target_prompt: str, sampler: str = "both", *, mask=None,
-    t0: float = 0.7, steps: int = 50, guidance: float | None = None, seed: int = 0, mask_draws: int = 10,
+    t0: float = 0.7, steps: int | None = None, guidance: float | None = None, seed: int = 0, mask_draws: int = 10,
     mask_t0: float = 0.5, preset: str = "official", on_progress: Progress | None = None,
 ) -> EditOutput:
     """DiffEdit (:func:`sdimage.tasks.diffedit`) from ``source_prompt`` to ``target_prompt`` with SDE, ODE or both
-    (same seed); ``mask`` (white = edit) replaces the automatic mask, None = automatic."""
+    (same seed); ``mask`` (white = edit) replaces the automatic mask, None = automatic.  The preset sets the solver
+    and, when ``steps`` is None, the steps (official 50 with DDIM; fast: DPM-Solver++ 2M, fewer steps)."""
+    from diffsamplers import PRESETS
+    from diffsamplers.presets import preset_defaults
+
     from . import tasks
 
     samplers = samplers_of(sampler)
@@ -676,13 +686,14 @@ def run_diffedit(
     if not str(source_prompt or "").strip() or not str(target_prompt or "").strip():
         raise SdImageError("DiffEdit needs a source prompt (what the image shows) and a target prompt (what it "
                            "should show)")
-    steps, seed = _check_steps_seed(steps, seed, guidance)
+    if preset not in PRESETS:
+        raise SdImageError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    pd = preset_defaults(preset)
+    steps, seed = _check_steps_seed(pd.edit_steps if steps is None else steps, seed, guidance)
     t0 = _check_fraction(t0, "t0")
     mask_t0 = _check_fraction(mask_t0, "mask t0")
     if int(mask_draws) < 1:
         raise SdImageError(f"mask draws must be >= 1, got {mask_draws}")
-    if preset not in ("official", "clean"):
-        raise SdImageError(f"preset must be official or clean, got {preset!r}")
     mask = as_mask(mask, image.size)
     if mask is not None and not (np.asarray(mask) >= 128).any():
         mask = None  # nothing painted: the automatic mask
@@ -696,12 +707,12 @@ def run_diffedit(
     meta = _common_meta(ws, "diffedit", samplers, image, source_prompt=source_prompt, target_prompt=target_prompt,
                         t0=t0, steps=steps, guidance=guidance, seed=seed,
                         mask="given" if m is not None else "automatic",
-                        mask_draws=int(mask_draws), mask_t0=mask_t0, preset=preset)
+                        mask_draws=int(mask_draws), mask_t0=mask_t0, preset=preset, solver=pd.solver, order=pd.order)
 
     def call(name):
         return tasks.diffedit(ws.pipe, x, source_prompt, target_prompt, t0=t0, sampler=name, steps=steps,
                               guidance=float(guidance), seed=seed, mask=m, mask_draws=int(mask_draws),
-                              mask_t0=mask_t0, preset=preset, progress=True)
+                              mask_t0=mask_t0, preset=preset, solver=pd.solver, order=pd.order, progress=True)
 
     return _run_task(ws, "diffedit", samplers, image, meta, call, on_progress, notes)
 
@@ -711,3 +722,42 @@ def metadata_text(meta: dict) -> str:
     from .runinfo import _jsonable
 
     return json.dumps(_jsonable(meta), indent=2)
+
+
+# ------------------------------------------------------------------------------------------------------ presets
+def preset_note(preset: str) -> str:
+    """One paragraph for the page: what the chosen preset runs and, for ``fast``, what it trades (docs/fast.md)."""
+    from diffsamplers.presets import preset_defaults
+
+    if preset == "official":
+        return ("**official**: the paper's code — DDIM / Cycle-SDE, 200 steps (120 per pass at t0 = 0.6), one "
+                "operation per 2 latent px, 100 LoRA steps: 240 model calls per operation.")
+    if preset == "clean":
+        return "**clean**: the official settings with a centred window and exact ramps and grid (docs/drag.md)."
+    f = preset_defaults("fast")
+    ops = "the whole drag as one paste" if f.drag_step_size == float("inf") else \
+        f"one operation per {f.drag_step_size:g} latent px"
+    lora = "no LoRA" if f.lora_steps == 0 else f"{f.lora_steps} LoRA steps"
+    return (f"**fast**: DPM-Solver++ {f.order}M (exact Cycle-SDE record and replay), {f.drag_steps} steps, {ops}, "
+            f"{lora}. {FAST_TRADE}")
+
+
+FAST_TRADE = ("It trades: at least 10x fewer model calls than official; on the shapes bed, where the right answer is "
+              "known, its position error and success stay within the study's bounds (docs/fast.md). Without a LoRA, "
+              "a real photo's identity is kept less well: switch it on for that.")
+
+
+def drag_preset_fields(preset: str):
+    """(steps, step size, use LoRA, LoRA steps, note) the drag tab shows for ``preset`` (its defaults)."""
+    from .drag import DragConfig
+
+    d = DragConfig(preset=preset if preset in ("official", "clean", "fast") else "official")
+    step = d.step_size if d.step_size != float("inf") else 1000.0  # one operation: larger than any drag
+    return d.steps, step, d.lora_steps > 0, d.lora_steps or DragConfig().lora_steps, preset_note(preset)
+
+
+def edit_preset_steps(preset: str) -> int:
+    """The DiffEdit tab's steps for ``preset`` (its default)."""
+    from diffsamplers.presets import preset_defaults
+
+    return preset_defaults(preset if preset in ("official", "clean", "fast") else "official").edit_steps

@@ -88,6 +88,14 @@ def _sampler_name(sampler, solver, order, eta) -> str:
     return f"{'SDE-' if sampler == 'sde' else ''}DPM-Solver++ order {order}"
 
 
+def _edit_name(sampler: str, solver: str, order: int) -> str:
+    """The encode + decode pair of an edit at t0, for the JSON."""
+    if solver == "ddim":
+        return "DDIM inversion + DDIM (ODE)" if sampler == "ode" else "Cycle-SDE (SDE)"
+    return (f"DPM-Solver++ ({order}M) inversion + DPM-Solver++ (ODE)" if sampler == "ode"
+            else f"Cycle-SDE with SDE-DPM-Solver++ ({order}M) record and replay (SDE)")
+
+
 def _base_info(pipe, task: str, **kw) -> dict:
     bb = backbone(pipe)
     return {"task": task, **kw, "arch": bb.arch, "denoiser": type(bb.denoiser).__name__,
@@ -213,14 +221,16 @@ def diffedit_mask(
 def diffedit(
     pipe, image: Tensor, source_prompt: str, target_prompt: str, t0: float = 0.7, sampler: Sampler = "sde",
     steps: int = 50, guidance: float = 7.5, seed: int = 0, mask: Tensor | None = None, mask_draws: int = 10,
-    mask_t0: float = 0.5, inversion_guidance: float | None = None, preset: str = "official", progress: bool = False,
+    mask_t0: float = 0.5, inversion_guidance: float | None = None, preset: str = "official", solver: str = "ddim",
+    order: int = 2, progress: bool = False,
 ) -> TaskResult:
     """DiffEdit (:func:`diffsamplers.recipes.diffedit`): ODE = DDIM inversion with the source prompt, then DDIM with
     the target prompt; SDE = Cycle-SDE recorded with the source prompt, replayed with the target prompt.  Outside
     the mask the latent is reset to the encoded trajectory after every step.  ``preset``: see the module docstring.
     ``mask`` ([1, 1, H, W], 1 = edit) replaces the automatic mask; ``inversion_guidance`` overrides the preset's
-    CFG of the encoding model."""
-    _check(sampler)
+    CFG of the encoding model.  ``solver`` / ``order``: DDIM (the paper) or DPM-Solver++ (SDE-DPM-Solver++ record and
+    replay for the SDE); the fast preset's CLI default is ``"dpmpp"``, 2."""
+    _check(sampler, solver, order)
     try:
         check_preset(preset)
     except ValueError as err:
@@ -257,10 +267,10 @@ def diffedit(
         lag = 1 if (official and sampler == "ode") else 0
         with _timed(times):
             res = recipes.diffedit(enc, target, y0, m > 0.5, grid, sampler, GaussianNoise(_generator(seed + 1)),
-                                   forward_grid=fgrid, reset_lag=lag, progress=progress)
+                                   forward_grid=fgrid, reset_lag=lag, solver=solver, order=order, progress=progress)
         out = decode(pipe, res.x)
-    info = _base_info(pipe, "diffedit", sampler=sampler, preset=preset,
-                      sampler_name="DDIM inversion + DDIM (ODE)" if sampler == "ode" else "Cycle-SDE (SDE)",
+    info = _base_info(pipe, "diffedit", sampler=sampler, preset=preset, solver=solver, order=order,
+                      sampler_name=_edit_name(sampler, solver, order),
                       steps=steps, t0=t0, guidance=guidance, encode_guidance=enc_g,
                       target_negative_prompt=negative, reset_lag=lag, source_prompt=source_prompt,
                       target_prompt=target_prompt,
@@ -274,14 +284,15 @@ def diffedit(
 @torch.no_grad()
 def reconstruct(
     pipe, image: Tensor, sampler: Sampler = "sde", steps: int = 50, t0: float = 1.0, prompt: str = "",
-    guidance: float = 1.0, seed: int = 0, progress: bool = False,
+    guidance: float = 1.0, seed: int = 0, solver: str = "ddim", order: int = 2, progress: bool = False,
 ) -> TaskResult:
     """Encode to t0 and decode back with the same prompt (:func:`diffsamplers.recipes.reconstruct`): Cycle-SDE
     (``sampler="sde"``, exact up to float error) or DDIM inversion + DDIM (``"ode"``, approximate).  ``info``
     holds the latent error (max |·| and RMSE against the encoded latent) and the pixel RMSE of the decoded result
     against the decoded input latent and against the input image (the latter includes the VAE's own error).
-    Load the pipeline with dtype float64 on CPU for a float64 UNet."""
-    _check(sampler)
+    Load the pipeline with dtype float64 on CPU for a float64 UNet.  ``solver="dpmpp"``: SDE-DPM-Solver++ record and
+    replay (exact too) / DPM-Solver++ inversion + sampling."""
+    _check(sampler, solver, order)
     sdt = _state_dtype(pipe)
     times: dict = {}
     with RunTimer(execution_device(pipe)) as timer:
@@ -289,13 +300,14 @@ def reconstruct(
         y0 = encode(pipe, image).to(sdt)
         model = EpsModel(pipe, *encode_prompt(pipe, prompt, "" if guidance != 1.0 else None), guidance=guidance)
         with _timed(times):
-            res = recipes.reconstruct(model, y0, grid, sampler, GaussianNoise(_generator(seed)), progress=progress)
+            res = recipes.reconstruct(model, y0, grid, sampler, GaussianNoise(_generator(seed)), solver=solver,
+                                      order=order, progress=progress)
         lat = res.x
         out = decode(pipe, lat)
         ref = decode(pipe, y0)
     err = (lat - y0).double()
-    info = _base_info(pipe, "reconstruct", sampler=sampler,
-                      method="Cycle-SDE" if sampler == "sde" else "DDIM inversion + DDIM", steps=steps, t0=t0,
+    info = _base_info(pipe, "reconstruct", sampler=sampler, solver=solver, order=order,
+                      method=_edit_name(sampler, solver, order), steps=steps, t0=t0,
                       prompt=prompt, guidance=guidance, seed=seed, state_dtype=str(sdt), height=image.shape[-2],
                       width=image.shape[-1], recipe="diffsamplers.recipes.reconstruct")
     info.update(

@@ -199,6 +199,42 @@ def add_score_error(sub) -> None:
     p.set_defaults(func=_score_error)
 
 
+def _fast_study(args) -> int:
+    import dataclasses
+
+    from .faststudy import FastStudyConfig, run_fast_study
+    from .io import load_config_file, merge_config
+    from .shapes.learned import default_cache_dir
+
+    check_common_args(args)
+    cache = default_cache_dir() if args.cache is None else args.cache
+    check_writable_dir(cache, "--cache")
+    cfg = FastStudyConfig.quick() if args.quick else FastStudyConfig()
+    try:
+        if args.config is not None:
+            cfg = dataclasses.replace(merge_config(cfg, load_config_file(args.config)))  # replace() re-validates
+        if args.seed is not None:
+            cfg = dataclasses.replace(cfg, seeds=(int(args.seed), int(args.seed) + 1))
+    except (TypeError, ValueError) as err:
+        raise BadInput(f"--config: {err}") from None
+    _threads(args)
+    rep = run_fast_study(cfg, args.out, cache_dir=cache,
+                         progress=(lambda s: print(f"  {s}", flush=True)) if args.verbose else None)
+    d = rep["decision"]
+    print(f"fast-study: wrote {args.out / 'report.json'}; chosen {d['chosen'] or 'none (no candidate meets the rule)'}")
+    return 0
+
+
+def add_fast_study(sub) -> None:
+    p = sub.add_parser("fast-study", help="pick the fast preset: SDE-/ODE-Drag candidates at matched budgets vs the "
+                                          "official defaults on the shapes bed and the digits (paired intervals)")
+    _common(p)
+    p.add_argument("--cache", type=Path, help="folder of the cached learned UNets (default $SDEODE_SHAPES_CACHE or "
+                                              "results/cache/shapes)")
+    p.add_argument("--verbose", action="store_true", help="one line per run")
+    p.set_defaults(func=_fast_study)
+
+
 def add_all(sub) -> None:
     p = sub.add_parser("all", help="every experiment (kl-curves, editing, study) into OUT/<name>/")
     p.add_argument("--quick", action="store_true")
@@ -212,6 +248,7 @@ COMMANDS: dict[str, Callable] = {
     "editing": add_editing,
     "study": add_study,
     "score-error": add_score_error,
+    "fast-study": add_fast_study,
     "all": add_all,
 }
 # optional sub-packages providing ``add_parser(subparsers)`` (registered when importable)

@@ -278,3 +278,55 @@ def test_dragbench_runs_on_every_family(arch_pipe, tmp_path):
     assert summary["ran"] == 1
     meta = json.loads((tmp_path / "out" / "a.json").read_text())
     assert meta["arch"] == backbone(arch_pipe).arch
+
+
+def test_fast_solver_record_replay_exact_on_every_family(arch_pipe, tiny_image_path):
+    """SDE-DPM-Solver++ 2M record and replay (the fast preset's SDE) returns the input on VP and flow grids."""
+    pipe = arch_pipe
+    image = _image(tiny_image_path, pipe)
+    y0 = encode(pipe, image).double()
+    model = EpsModel(pipe, *encode_prompt(pipe, "a photo", ""), guidance=3.0)
+    grid = make_grid(pipe, 8, 0.6, latent_hw=tuple(y0.shape[-2:]))
+    rec = ds.recipes.reconstruct(model, y0, grid, "sde", ds.GaussianNoise(3), solver="dpmpp", order=2)
+    assert float((rec.x - y0).abs().max()) <= 1e-10
+
+
+@pytest.mark.parametrize("sampler", ["ode", "sde"])
+def test_fast_preset_drag_on_every_family(arch_pipe, sampler):
+    from diffsamplers.presets import preset_defaults
+
+    from sdimage.drag import DragConfig, drag
+
+    pipe = arch_pipe
+    img = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    f = preset_defaults("fast")
+    cfg = DragConfig(preset="fast", steps=10, t0=0.6)  # the fast solver, step size and LoRA; a shorter grid
+    out, info = drag(pipe, img, [(16, 16)], [(40, 28)], "a photo", sampler=sampler, config=cfg)
+    assert out.size == (64, 64) and info["solver"] == f.solver and info["preset"] == "fast"
+    assert info["lora"] is None if f.lora_steps == 0 else info["lora"] is not None
+    k = int(0.6 * 10)
+    assert info["nfe"] == 2 * k * info["num_drag_ops"]
+    assert info["official_defaults_nfe"]["eps_evals"] == 2 * 120 * info["official_defaults_nfe"]["num_drag_ops"]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_cli_preset_fast_on_every_family(arch, tmp_path, tiny_image_path, tiny_mask_path, capsys):
+    """``--preset fast`` in every entry point that has it, on every family: the fast solver is what ran."""
+    from diffsamplers.presets import preset_defaults
+
+    from sdimage.cli import main
+
+    f = preset_defaults("fast")
+    d = tmp_path / arch
+    assert main(["make-tiny-model", str(d), "--arch", arch]) == 0
+    runs = [["translate", "--prompt", "a dog"], ["reconstruct"],
+            ["diffedit", "--source-prompt", "a cat", "--target-prompt", "a dog", "--mask", str(tiny_mask_path)],
+            ["drag", "--source", "20,20", "--target", "28,24", "--prompt", "a cat"]]
+    for k, r in enumerate(runs):
+        out = tmp_path / f"o{k}.png"
+        argv = [r[0], "--model", str(d), "--image", str(tiny_image_path), *r[1:], "--preset", "fast", "--steps", "5",
+                "--no-progress", "--sampler", "sde" if k % 2 else "ode", "--out", str(out)]
+        assert main(argv) == 0, capsys.readouterr().err
+        meta = json.loads(out.with_suffix(".json").read_text())
+        assert meta["preset"] == "fast" and meta["solver"] == f.solver, (r[0], meta.get("solver"))
+        assert meta["steps"] == 5 if r[0] != "drag" else meta["config"]["steps"] == 5

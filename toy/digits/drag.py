@@ -29,14 +29,16 @@ MARGIN = 3          # handles and targets stay this far from the border
 
 
 def drag(model, grid: Grid, x: Tensor, handles, targets, editable: Tensor, sampler: str, seed: int,
-         step_size: float = STEP_SIZE, r: int = HALF_SIZE, alpha: float = ALPHA, beta: float = BETA) -> Tensor:
+         step_size: float = STEP_SIZE, r: int = HALF_SIZE, alpha: float = ALPHA, beta: float = BETA,
+         preset: str = PRESET, solver: str = "ddim", order: int = 2) -> Tensor:
     """``recipes.drag`` of each row of ``x`` [B, SIDE²] (module docstring): handle i → target i, points (row, col),
-    ``editable`` [B, SIDE²] the mask; image i draws its noise from ``GaussianNoise(seed + i)``."""
+    ``editable`` [B, SIDE²] the mask; image i draws its noise from ``GaussianNoise(seed + i)``; ``preset`` /
+    ``solver`` / ``order`` as :func:`diffsamplers.recipes.drag`."""
     out = []
     for i in range(len(x)):
         res = recipes.drag(model, as_image(x[i])[None, None], grid, [tuple(handles[i])], [tuple(targets[i])],
                            sampler=sampler, noise=GaussianNoise(seed + i), mask=as_image(editable[i]), r=r,
-                           alpha=alpha, beta=beta, step_size=step_size, preset=PRESET)
+                           alpha=alpha, beta=beta, step_size=step_size, preset=preset, solver=solver, order=order)
         out.append(as_rows(res.x[0, 0]))
     return torch.stack(out)
 

@@ -31,8 +31,9 @@ from .families import family_tasks as _family_tasks
 from .hybrids import BASE_METHODS, check_methods, method_kwargs
 from .learned import LearnedConfig, default_cache_dir, get_learned, score_error_at
 from .measures import OUTCOMES, PAIR_MEASURES, TemplateBank, measure, nll_data_range
-from .mismatch import NllRecorder, correlation, data_reference, path_summary
+from .mismatch import correlation, data_reference, path_summary
 from .pairs import PairConfig
+from .mismatch import NllRecorder
 from .runs import hybrid_summary
 from .seams import SEAM_MEASURES, seam_measures
 from .shaded import ShadedConfig
@@ -57,21 +58,30 @@ class DragSettings:
     t0: float = 0.6
     alpha: float = 1.1
     beta: float = 0.3
-    steps: int = 100
+    steps: int | None = None  # None: the preset's (official / clean: the bed's 100; fast: diffsamplers.presets)
     r: int = 6
-    step_size: float = 2.0
+    step_size: float | None = None  # None: the preset's (2 px; fast: its own); "inf": one operation
     margin: int = 3           # editable box = object at source and target + margin px (>= side: whole image)
     distance: int = 4         # px per axis; displacement = distance × a compass direction (4 or 4√2 px)
     handle: str = "centre"
     schedule: str = "sd"
     preset: str = "official"
+    solver: str | None = None  # None: the preset's ("ddim"; fast: its own); or "dpmpp"
+    order: int | None = None   # DPM-Solver++ order (None: the preset's)
 
     def __post_init__(self) -> None:
+        from diffsamplers import check_preset, check_solver
+
+        check_preset(self.preset)
+        if isinstance(self.step_size, str):
+            self.step_size = float(self.step_size)        # JSON has no infinity: "inf" = one operation
+        r = self.resolved()
+        check_solver(str(r.solver), int(r.order))         # type: ignore[arg-type]
         if not 0.0 < float(self.t0) <= 1.0:
             raise ValueError(f"t0 must be in (0, 1], got {self.t0}")
-        if int(self.steps) < 2 or int(self.steps * self.t0) < 1:
-            raise ValueError(f"steps must be >= 2 with int(t0 * steps) >= 1, got steps={self.steps}, t0={self.t0}")
-        if int(self.r) < 1 or not float(self.step_size) > 0 or int(self.margin) < 0:
+        if int(r.steps) < 2 or int(r.steps * self.t0) < 1:  # type: ignore[operator]
+            raise ValueError(f"steps must be >= 2 with int(t0 * steps) >= 1, got steps={r.steps}, t0={self.t0}")
+        if int(self.r) < 1 or not float(r.step_size) > 0 or int(self.margin) < 0:  # type: ignore[arg-type]
             raise ValueError("need r >= 1, step_size > 0 and margin >= 0")
         if not 0.0 <= float(self.beta) <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {self.beta}")
@@ -83,8 +93,22 @@ class DragSettings:
     def replace(self, **kw) -> "DragSettings":
         return dataclasses.replace(self, **kw)
 
+    def resolved(self, base_steps: int = 100) -> "DragSettings":
+        """The setting with every None taken from the preset (:data:`diffsamplers.presets.PRESET_DEFAULTS`; the
+        bed's ``base_steps`` grid for official / clean): a preset sets defaults only, a value given wins."""
+        from diffsamplers.presets import preset_defaults
+
+        d = preset_defaults(self.preset)
+        kw = {"steps": d.drag_steps if self.preset == "fast" else base_steps, "step_size": d.drag_step_size,
+              "solver": d.solver, "order": d.order}
+        kw = {k: v for k, v in kw.items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **kw) if kw else self
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["step_size"] is not None and math.isinf(d["step_size"]):
+            d["step_size"] = "inf"  # one operation (JSON has no infinity)
+        return d
 
 
 def _sweeps_full() -> dict:
@@ -110,6 +134,7 @@ class ShapesDragConfig:
     shapes: ShapeConfig = field(default_factory=ShapeConfig)
     pairs: PairConfig = field(default_factory=PairConfig)
     defaults: DragSettings = field(default_factory=DragSettings)
+    base_steps: int = 100         # the grid of the official / clean presets when ``defaults.steps`` is unset
     n_groups: int = 32            # one-object task groups; tasks = n_groups × kinds × sizes
     pair_groups: int = 16         # two-object task groups; tasks = pair_groups × 2 × sizes²
     near: int = 3                 # two-object tasks: the other object's box at most this many px from the path's
@@ -149,6 +174,9 @@ class ShapesDragConfig:
         if int(self.examples) < 1:
             raise ValueError(f"examples must be >= 1 (rows of the example figures), got {self.examples}")
         self.defaults = _sub(DragSettings, self.defaults)
+        if len(self.methods) > 2 and self.defaults.resolved(self.base_steps).solver != "ddim":
+            raise ValueError("the hybrid methods are per-step eta schedules of the ddim solver: set "
+                             "defaults.solver to 'ddim' (the fast preset uses 'dpmpp') or drop the hybrids")
         self.learned = _sub(LearnedConfig, self.learned)
         self.families, self.models = tuple(self.families), tuple(self.models)
         known = {f.name for f in dataclasses.fields(DragSettings)}
@@ -177,7 +205,7 @@ class ShapesDragConfig:
     @classmethod
     def quick(cls) -> "ShapesDragConfig":
         """Under two minutes on 2 cores, training the (tiny, quick) learned UNets included."""
-        return cls(defaults=DragSettings(steps=50), n_groups=6, pair_groups=4, nll_samples=1024, examples=4,
+        return cls(base_steps=50, n_groups=6, pair_groups=4, nll_samples=1024, examples=4,
                    sweeps={"t0": [0.4, 0.8], "margin": [32]}, learned=LearnedConfig.quick(), learned_groups=2,
                    pair_sweeps={"margin": [32]}, learned_sweeps={}, variant_groups=2, variant_sweeps={},
                    contrast_sweep=[1.0])
@@ -185,7 +213,7 @@ class ShapesDragConfig:
     @classmethod
     def fast(cls) -> "ShapesDragConfig":
         """Seconds-scale settings for the notebook in fast mode (SDEODE_FAST=1) and smoke tests."""
-        return cls(defaults=DragSettings(steps=30), n_groups=3, pair_groups=2, nll_samples=512, examples=3,
+        return cls(base_steps=30, n_groups=3, pair_groups=2, nll_samples=512, examples=3,
                    sweeps={"t0": [0.4]}, learned=LearnedConfig(steps=10, warmup=5, channels=(8, 16, 16),
                                                                eval_samples=64),
                    learned_groups=2, pair_sweeps={}, learned_sweeps={}, variant_groups=2, variant_sweeps={},
@@ -265,12 +293,19 @@ def run_setting(shapes, bank: TemplateBank, s: DragSettings, n_groups: int, seed
     ``model(x, t)`` on the labels of ``s.schedule`` (default: the exact model of ``shapes``); ``record_nll``:
     −log p_t of every chain under the exact mixture (:mod:`.mismatch`)."""
     t_start = time.time()
+    s = s.resolved()
     tasks = family_tasks(shapes, s, n_groups, seed, near)
     masks = torch.stack([editable_box(shapes, t, s.margin) for t in tasks])
     inputs = shapes.images_of([t.source_index for t in tasks])
     schedule = make_schedule(s.schedule)
     grid = schedule.grid(s.steps).tail(s.t0)
-    model = exact_model(shapes, schedule, torch.float32) if model is None else model
+    base_model = exact_model(shapes, schedule, torch.float32) if model is None else model
+    calls = [0]
+
+    def model(x, t):  # counts the model calls: ``nfe`` per task = the calls made on its batch
+        calls[0] += 1
+        return base_model(x, t)
+
     batches: dict = {}
     for i, t in enumerate(tasks):
         batches.setdefault((t.handle, t.target), []).append(i)
@@ -281,17 +316,22 @@ def run_setting(shapes, bank: TemplateBank, s: DragSettings, n_groups: int, seed
         out = torch.empty_like(inputs)
         nll0, nll0_last = np.zeros(len(tasks)), np.zeros(len(tasks))
         path = np.zeros((grid.num_steps, len(tasks)))
+        nfe = np.zeros(len(tasks))
         for b, ((h, tg), idx) in enumerate(batches.items()):
             x = shapes.as_image(inputs[idx]).unsqueeze(1).to(torch.float32)
+            calls[0] = 0
             rec = NllRecorder(shapes.mixture, grid, len(idx)) if record_nll else None
             res = recipes.drag(model, x, grid, [h], [tg], noise=GaussianNoise(seed * 100_003 + b),
                                mask=masks[idx].unsqueeze(1), preset=s.preset, r=s.r, alpha=s.alpha, beta=s.beta,
-                               step_size=s.step_size, on_step=rec, **method_kwargs(method, grid.num_steps, switch))
+                               step_size=s.step_size, solver=s.solver, order=s.order, on_step=rec,
+                               **method_kwargs(method, grid.num_steps, switch))
             out[idx] = res.x.reshape(len(idx), -1).to(out.dtype)
+            nfe[idx] = calls[0]
             if rec is not None:
                 nll0[idx], nll0_last[idx], path[:, idx] = rec.nll_t0, rec.nll_t0_last, rec.path
         outputs[method] = out
         values[method] = measure(shapes, bank, tasks, inputs, out, masks.reshape(len(tasks), -1), nll_max)
+        values[method]["nfe"] = nfe               # ε-evaluations per edit, counted from the model calls
         values[method].update(seam_measures(tasks, out, answers, masks, s.r, s.step_size, s.preset, shapes.side))
         if record_nll:
             values[method].update({"nll_t0": nll0, "nll_t0_last": nll0_last})
@@ -344,6 +384,7 @@ def run_shapes_drag(cfg: ShapesDragConfig, out: Path | None = None, progress=Non
     from .report import markdown_report
 
     t_start = time.time()
+    base = cfg.defaults.resolved(cfg.base_steps)  # the preset's steps / step size / solver where unset
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
     say = progress or (lambda _s: None)
     data = {}
@@ -353,12 +394,13 @@ def run_shapes_drag(cfg: ShapesDragConfig, out: Path | None = None, progress=Non
         data[fam] = (d, TemplateBank(d), rng)
     rep: dict = {
         "experiment": "shapes-drag",
-        "recipe": f"diffsamplers.recipes.drag(preset={cfg.defaults.preset!r}), batched per shared handle/target",
+        "recipe": f"diffsamplers.recipes.drag(preset={base.preset!r}, solver={base.solver!r}), batched per shared "
+                  "handle/target",
         "families": {fam: _family_info(fam, d, rng, cfg) for fam, (d, _, rng) in data.items()},
         "models": {},
         "success_rule": "position error <= 1 px and NLL <= the family's nll_data_range.max (two-object scenes: "
                         "and the other object's shift <= 1 px)",
-        "settings": cfg.defaults.to_dict(), "config": cfg.to_dict(), "seed": cfg.seed,
+        "settings": base.to_dict(), "config": cfg.to_dict(), "seed": cfg.seed,
         "results": {}, "methods": {}, "per_task": {},
     }
     models: dict = {}
@@ -369,9 +411,9 @@ def run_shapes_drag(cfg: ShapesDragConfig, out: Path | None = None, progress=Non
                 rep["models"].setdefault("exact", {})[fam] = {
                     "what": "closed-form ε of the family's mixture", "mean_sq_eps_error": 0.0}
                 continue
-            fn, meta = get_learned(fam, d, cfg.learned, cfg.defaults.schedule, cache_dir, say)
-            schedule = make_schedule(cfg.defaults.schedule)
-            t0_label = int(schedule.grid(cfg.defaults.steps).tail(cfg.defaults.t0).timesteps[0])
+            fn, meta = get_learned(fam, d, cfg.learned, base.schedule, cache_dir, say)
+            schedule = make_schedule(base.schedule)
+            t0_label = int(schedule.grid(base.steps).tail(base.t0).timesteps[0])
             meta["mean_sq_eps_error_at_t0"] = {"t": t0_label,
                                                "value": score_error_at(fn, d.mixture, schedule, t0_label,
                                                                        n=min(256, cfg.learned.eval_samples))}
@@ -395,15 +437,15 @@ def run_shapes_drag(cfg: ShapesDragConfig, out: Path | None = None, progress=Non
             say(f"{name} {fam} {label}: {len(res.tasks)} tasks, {res.seconds:.1f} s")
             return res
 
-        default = defaults[(name, fam)] = run(cfg.defaults, "defaults", cfg.methods)
+        default = defaults[(name, fam)] = run(base, "defaults", cfg.methods)
         summ = default.summary()
         if name == "learned" and ("exact", fam) in defaults:
             summ["paired_learned_minus_exact"] = _paired_models(default, defaults[("exact", fam)])
         block = {"defaults": summ, "sweeps": {}}
         for sw, vals in swept.items():
             rows = []
-            for v in sorted(set(vals) | {getattr(cfg.defaults, sw)}, key=lambda u: (isinstance(u, str), u)):
-                res = default if v == getattr(cfg.defaults, sw) else run(cfg.defaults.replace(**{sw: v}), f"{sw}={v}")
+            for v in sorted(set(vals) | {getattr(base, sw)}, key=lambda u: (isinstance(u, str), u)):
+                res = default if v == getattr(base, sw) else run(base.replace(**{sw: v}), f"{sw}={v}")
                 rows.append({"value": v, **res.summary()})
             block["sweeps"][sw] = rows
         if fam == "textured" and name == "exact" and cfg.contrast_sweep:   # the data changes: rebuilt per value
@@ -414,7 +456,7 @@ def run_shapes_drag(cfg: ShapesDragConfig, out: Path | None = None, progress=Non
                 else:
                     dv = build_family(fam, dataclasses.replace(cfg.textured, contrast=v))
                     rv = nll_data_range(dv, cfg.nll_samples, cfg.seed + 1 + FAMILIES.index(fam))
-                    res = run(cfg.defaults, f"contrast={v}", data=(dv, TemplateBank(dv), rv))
+                    res = run(base, f"contrast={v}", data=(dv, TemplateBank(dv), rv))
                 rows.append({"value": v, "default": v == cfg.textured.contrast, **res.summary()})
             block["sweeps"]["contrast"] = rows
         rep["results"].setdefault(name, {})[fam] = block
