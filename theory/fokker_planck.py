@@ -373,9 +373,10 @@ class _Stepper:
             self._cache[key] = v
         return self._cache[key]
 
-    def step(self, R: np.ndarray, ta: float, tb: float, D: Optional[tuple[float, float]] = None) -> np.ndarray:
-        """One Strang step of the stack R [m, *grid] of densities from ta to tb (D: the two half steps' int 1/2 g2,
-        when known)."""
+    def step(self, R: np.ndarray, ta: float, tb: float, D: Optional[tuple[float, float]] = None,
+             V2: Optional[tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
+        """One Strang step of the stack R [m, *grid] of densities from ta to tb (D: the two half steps' int 1/2 g2;
+        V2: the 2-D drift tables at the midpoint, [ny, nx+1] and [nx, ny+1]; both computed here when not given)."""
         tm = 0.5 * (ta + tb)
         ds = ta - tb
         D1, D2 = (_g2_integral(self.g2, ta, tm), _g2_integral(self.g2, tm, tb)) if D is None else D
@@ -387,8 +388,11 @@ class _Stepper:
             R = _remap_lines(R, dep, grid.lo, grid.h)
         else:
             nx, ny = grid.shape
-            vx = np.asarray(self.drift(self.pts[0], tm), dtype=np.float64)[:, 0].reshape(nx + 1, ny).T
-            vy = np.asarray(self.drift(self.pts[1], tm), dtype=np.float64)[:, 1].reshape(nx, ny + 1)
+            if V2 is None:
+                vx = np.asarray(self.drift(self.pts[0], tm), dtype=np.float64)[:, 0].reshape(nx + 1, ny).T
+                vy = np.asarray(self.drift(self.pts[1], tm), dtype=np.float64)[:, 1].reshape(nx, ny + 1)
+            else:
+                vx, vy = V2
             hx, hy = grid.spacing
             if self.compiled:
                 from .fp_compiled import sweep_cols, sweep_rows
@@ -482,11 +486,20 @@ def _plain_blocks(rhos: np.ndarray, grid, drift: Drift, g2, ts: np.ndarray, spec
     stepper = _Stepper(grid, drift, g2, spectral, compiled)
     n_steps = ts.size - 1
     D1, D2 = _g2_integrals(g2, ts) if compiled else (None, None)
+    many = compiled and grid.dim == 2 and getattr(drift, "many", None) is not None
+    if many:   # the midpoint drift tables of a block in one batched call each
+        nx, ny = grid.shape
+        size = max(1, min(size, _BLOCK_BYTES // (16 * (nx + 1) * (ny + 1))))
     for j0 in range(0, n_steps, size):
         out = np.empty((min(size, n_steps - j0),) + rhos.shape)
+        if many:
+            tm = 0.5 * (ts[j0:j0 + out.shape[0]] + ts[j0 + 1:j0 + 1 + out.shape[0]])
+            VX = _drift_table(drift, stepper.pts[0], tm, 0).reshape(-1, nx + 1, ny).transpose(0, 2, 1)
+            VY = _drift_table(drift, stepper.pts[1], tm, 1).reshape(-1, nx, ny + 1)
         for k in range(out.shape[0]):
             j = j0 + k
-            rhos = stepper.step(rhos, ts[j], ts[j + 1], None if D1 is None else (float(D1[j]), float(D2[j])))
+            rhos = stepper.step(rhos, ts[j], ts[j + 1], None if D1 is None else (float(D1[j]), float(D2[j])),
+                                (VX[k], VY[k]) if many else None)
             out[k] = rhos
         yield j0, out
 

@@ -181,3 +181,48 @@ def sweep_cols(R, V, lo, h, ds):
         for i in range(n):
             R[0, i, j] = a[i]
             R[1, i, j] = b[i]
+
+
+@njit(cache=True)
+def mixture_many(x, alpha, s2, logw, means, lam, U, want_score, lp_out, score_out):
+    """log p_t(x) [m, n] and (want_score) grad log p_t(x) [m, n, d] of the marginal p_t = sum_k w_k N(alpha m_k,
+    alpha^2 C_k + s2 I), C_k = U_k diag(lam_k) U_k^T (theory.marginal_many, per point and time in one pass)."""
+    m, n, d, K = alpha.shape[0], x.shape[0], x.shape[1], logw.shape[0]
+    lpk = np.empty(K)
+    zv = np.empty((K, d))
+    lognorm = np.empty(K)
+    v = np.empty((K, d))
+    for it in range(m):
+        a = alpha[it]
+        for k in range(K):
+            acc = 0.0
+            for e in range(d):
+                v[k, e] = a * a * lam[k, e] + s2[it]
+                acc += np.log(v[k, e])
+            lognorm[k] = logw[k] - 0.5 * (d * np.log(2.0 * np.pi) + acc)
+        for i in range(n):
+            mx = -np.inf
+            for k in range(K):
+                q = 0.0
+                for e in range(d):
+                    z = 0.0
+                    for j in range(d):
+                        z += U[k, j, e] * (x[i, j] - a * means[k, j])
+                    zv[k, e] = z / v[k, e]
+                    q += z * zv[k, e]
+                lpk[k] = lognorm[k] - 0.5 * q
+                mx = max(mx, lpk[k])
+            tot = 0.0
+            for k in range(K):
+                lpk[k] = np.exp(lpk[k] - mx)
+                tot += lpk[k]
+            lp_out[it, i] = np.log(tot) + mx
+            if want_score:
+                for j in range(d):
+                    s = 0.0
+                    for k in range(K):
+                        g = 0.0
+                        for e in range(d):
+                            g += U[k, j, e] * zv[k, e]
+                        s += lpk[k] * g
+                    score_out[it, i, j] = -s / tot

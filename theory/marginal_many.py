@@ -42,9 +42,38 @@ _BATCH_MAX = 200_000   # times x components x points above which a loop over tim
 #                       cheaper than the [m, K, n, d] temporaries (2-D grids)
 
 
+def compiled_many(mix: GaussianMixture, schedule: Schedule, x: np.ndarray, times: np.ndarray, want_score: bool):
+    """(log p_t [m, n], score [m, n, d] or None) by the compiled one-pass kernel (theory.fp_compiled.mixture_many);
+    None when numba is not importable."""
+    try:
+        from .fp_compiled import mixture_many
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return None
+    t = np.asarray(times, dtype=np.float64)
+    a = np.ascontiguousarray(np.asarray(schedule.alpha(t), dtype=np.float64).reshape(-1))
+    s2 = np.ascontiguousarray(np.asarray(schedule.sigma(t), dtype=np.float64).reshape(-1) ** 2)
+    lam, U = mix._eig()
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    lp = np.empty((t.size, x.shape[0]))
+    sc = np.empty((t.size, x.shape[0], x.shape[1]) if want_score else (1, 1, 1))
+    mixture_many(x, a, s2, np.ascontiguousarray(mix._logw), np.ascontiguousarray(mix.means),
+                 np.ascontiguousarray(lam), np.ascontiguousarray(U), want_score, lp, sc)
+    return lp, (sc if want_score else None)
+
+
+def _use_compiled() -> bool:
+    from .fokker_planck import default_backend
+
+    return default_backend() != "numpy"
+
+
 def log_prob_many(mix: GaussianMixture, schedule: Schedule, x: np.ndarray, times: np.ndarray) -> np.ndarray:
     """log p_t(x) for every time, [m, n]."""
     x = np.asarray(x, dtype=np.float64)
+    if _use_compiled():
+        out = compiled_many(mix, schedule, x, times, False)
+        if out is not None:
+            return out[0]
     if len(times) * mix.n_components * x.shape[0] > _BATCH_MAX:
         return np.stack([mix.marginal(schedule, float(t)).log_prob(x) for t in times])
     lp, _, _ = _parts(mix, schedule, x, times)
@@ -54,6 +83,10 @@ def log_prob_many(mix: GaussianMixture, schedule: Schedule, x: np.ndarray, times
 def score_many(mix: GaussianMixture, schedule: Schedule, x: np.ndarray, times: np.ndarray) -> np.ndarray:
     """grad log p_t(x) = -sum_k r_k U_k (z_k / v_k) for every time, [m, n, d]."""
     x = np.asarray(x, dtype=np.float64)
+    if _use_compiled():
+        out = compiled_many(mix, schedule, x, times, True)
+        if out is not None:
+            return out[1]
     if len(times) * mix.n_components * x.shape[0] > _BATCH_MAX:
         return np.stack([mix.marginal(schedule, float(t)).score(x) for t in times])
     lp, zv, U = _parts(mix, schedule, x, times)

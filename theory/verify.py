@@ -26,9 +26,9 @@ LONG_RUN_S = 60.0       # a grid run estimated longer than this is announced thr
 
 def grid_seconds_estimate(cells_total: int, n_steps: int) -> float:
     """Rough wall time of one grid run with its error estimates (steps n + n/2 + n/4, and n/2 at half the cells),
-    measured on the project's 2-core machine: ~0.5 ms per step plus ~0.6 us per cell and step (1-D defaults 0.2 s,
-    2-D defaults 3.3 s)."""
-    return 2.25 * n_steps * (5e-4 + 6e-7 * cells_total)
+    measured on the project's 2-core machine with the compiled loop (issue 22): ~20 us per step plus ~0.5 us per
+    cell and step (1-D defaults ~0.06 s, 2-D defaults ~3 s)."""
+    return 2.25 * n_steps * (2e-5 + 5e-7 * cells_total)
 
 
 def _grid_size(cfg: VerifyConfig, cells: tuple[int, ...] | None, n_steps: int) -> tuple[int, int]:
