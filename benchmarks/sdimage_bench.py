@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sdimage import tasks  # noqa: E402
-from sdimage.backbones import backbone  # noqa: E402
+from sdimage.backbones import ARCHS, backbone  # noqa: E402
 from sdimage.model import encode_prompt  # noqa: E402
 from sdimage.runinfo import versions, write_json_atomic  # noqa: E402
 
@@ -95,7 +95,8 @@ def time_unet(pipe, batch: int, repeats: int, h: int, w: int) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--full", action="store_true", help="SD-1.5-shaped random pipeline, 2 steps")
-    ap.add_argument("--arch", default="sd", help="tiny model family: sd, sdxl, sd3, flux, or 'all' (one after another)")
+    ap.add_argument("--arch", default=ARCHS[0],
+                    help=f"tiny model family: {', '.join(ARCHS)}, or 'all' (one after another)")
     ap.add_argument("--model", default=None, help="a diffusers folder instead of the built-in random pipelines")
     ap.add_argument("--steps", type=int, default=None, help="default 50 (tiny) / 2 (full)")
     ap.add_argument("--size", type=int, default=None, help="image side in pixels (default 64 tiny / 512 full)")
@@ -107,7 +108,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="runs/sdimage_bench.json")
     a = ap.parse_args(argv)
     if a.arch == "all":  # one run (and one JSON, OUT_<arch>.json) per family
-        for arch in ("sd", "sdxl", "sd3", "flux"):
+        for arch in ARCHS:
             run(argparse.Namespace(**{**vars(a), "arch": arch,
                                       "out": str(Path(a.out).with_name(f"{Path(a.out).stem}_{arch}.json"))}))
         return 0
@@ -118,7 +119,8 @@ def run(a: argparse.Namespace) -> int:
     """One benchmark run for the parsed options ``a`` (one family)."""
     torch.set_num_threads(a.threads)
     from sdimage.loading import load_pipeline, parse_dtype
-    from sdimage.tiny import make_sd15_shaped_pipeline, make_tiny_pipeline
+    from sdimage.backbones.sd import make_sd15_shaped_pipeline
+    from sdimage.tiny import make_tiny_pipeline
 
     dtype = parse_dtype(a.dtype)
     if a.model:

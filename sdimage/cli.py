@@ -87,8 +87,13 @@ def _cmd_make_tiny(args) -> int:
     check_writable_dir(d, "make-tiny-model")
     if d.exists() and any(d.iterdir()) and not args.force:
         raise SdImageError(f"{args.dir!r} exists and is not empty (pass --force to overwrite)")
-    if args.arch in ("sd3", "flux") and (args.inpaint or args.v_prediction):
-        raise SdImageError(f"--arch {args.arch} is a flow-matching model: --inpaint and --v-prediction do not apply")
+    from .backbones import adapter_class
+
+    family = adapter_class(args.arch)
+    if args.inpaint and not family.tiny_inpaint:
+        raise SdImageError(f"--arch {args.arch} has no inpainting variant: --inpaint does not apply")
+    if args.v_prediction and "v_prediction" not in family.tiny_prediction_types:
+        raise SdImageError(f"--arch {args.arch} has no prediction type option: --v-prediction does not apply")
     save_tiny_model(d, seed=args.seed, inpaint=args.inpaint,
                     prediction_type="v_prediction" if args.v_prediction else "epsilon", arch=args.arch)
     print(f"wrote tiny {args.arch} {'inpainting ' if args.inpaint else ''}model to {d}")
@@ -177,8 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("make-tiny-model", help="write a tiny random-weight pipeline (offline tests, smoke runs)")
     t.add_argument("dir")
-    t.add_argument("--arch", choices=["sd", "sdxl", "sd3", "flux"], default="sd",
-                   help="model family: SD 1.x/2.x (default), SDXL, SD3/3.5 or FLUX.1")
+    from .backbones import families
+
+    fams = families()
+    t.add_argument("--arch", choices=[c.arch for c in fams], default=fams[0].arch,
+                   help="model family: " + ", ".join(f"{c.arch} ({c.label})" for c in fams)
+                        + f"; default {fams[0].arch}")
     t.add_argument("--inpaint", action="store_true", help="9-channel inpainting UNet")
     t.add_argument("--v-prediction", action="store_true")
     t.add_argument("--seed", type=int, default=0)

@@ -50,9 +50,12 @@ def add_sampling_args(p: argparse.ArgumentParser, steps: int | None = 50, guidan
                    "number of steps of the full schedule (default: the --preset's, official 50)")
     g.add_argument("--seed", type=int, default=0)
     if guidance is None:  # per family, resolved once the model is loaded (pipeline_from_args)
+        from .backbones import families
+
+        per = ", ".join(f"{c.default_guidance:g} for {c.label}" + (" (its guidance embedding)" if c.guidance_embedded
+                                                                    else "") for c in families())
         g.add_argument("--guidance", type=float, default=None,
-                       help="classifier-free guidance (default 7.5 for SD/SDXL, 7.0 for SD3, and for FLUX 3.5 as its "
-                            "guidance embedding)")
+                       help=f"classifier-free guidance (default per family: {per})")
     else:
         g.add_argument("--guidance", type=float, default=guidance, help=f"classifier-free guidance (default {guidance})")
     g.add_argument("--out", required=True, help="output PNG; a JSON with the same stem is written beside it")
@@ -183,10 +186,10 @@ SLOW_RUN_S = 120.0  # print the estimate when a CPU run is expected to take long
 
 
 def unet_flops(params: int, latent_px: int) -> float:
-    """FLOPs of one UNet row (batch element) with ``params`` parameters on ``latent_px`` latent pixels: fitted to
-    ``torch.utils.flop_counter`` counts of the SD-1.5 UNet at 256² … 1024² (within 2 %); the quadratic term is
-    self-attention at the finest attention level."""
-    return params * latent_px * (0.19 + 8.4e-6 * latent_px)
+    """:func:`sdimage.backbones.unet_flops` (the UNet cost model; kept here for callers)."""
+    from .backbones import unet_flops as flops
+
+    return flops(params, latent_px)
 
 
 def vae_flops(params: int, image_px: int) -> float:
@@ -216,22 +219,17 @@ def estimate_seconds(pipe, width: int, height: int, unet_rows: float, vae_passes
     box it was within a factor 2 at 256² and 512²)."""
     import torch
 
-    device = getattr(pipe, "_execution_device", None) or getattr(pipe, "device", "cpu")
-    if torch.device(device).type != "cpu":
+    from .backbones import execution_device
+
+    if torch.device(execution_device(pipe)).type != "cpu":
         return None
     from .backbones import backbone
-    from .latents import vae_factor
 
-    factor = vae_factor(pipe)
-    lat_px = (width // factor) * (height // factor)
     bb = backbone(pipe)
-    up = sum(p.numel() for p in bb.denoiser.parameters())
-    vp = sum(p.numel() for p in pipe.vae.parameters())
-    if hasattr(bb.denoiser, "down_blocks"):  # a UNet (SD 1/2, SDXL)
-        row = unet_flops(up, lat_px)
-    else:  # a transformer (SD3, FLUX): 2 FLOPs per parameter per token, attention adds ~15 % at 1024²
-        row = 2.3 * up * lat_px / max(1, bb.image_multiple // factor) ** 2
-    flops = unet_rows * row + vae_passes * vae_flops(vp, width * height)
+    factor = bb.vae_factor
+    lat_px = (width // factor) * (height // factor)
+    vp = sum(p.numel() for p in bb.vae.parameters())
+    flops = unet_rows * bb.row_flops(lat_px) + vae_passes * vae_flops(vp, width * height)
     if flops_per_s is None:
         if flops < 1e12:  # less than two SD-1.5 UNet rows at 512²: not worth measuring (tests, tiny models)
             return flops / 5e10

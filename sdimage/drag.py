@@ -174,8 +174,9 @@ def _official_defaults_nfe(config: DragConfig, sources, targets, sampler: str, n
 
 def drag_grids(pipe, config: DragConfig, latent_hw: tuple[int, int] | None = None) -> tuple[Grid, Grid | None]:
     """(backward grid, forward grid or None) of the preset: the official grids over the DPM-Solver++ timesteps, or
-    the last int(t0·steps) steps of the DDIM grid (both from the pipeline's scheduler config).  On SD3 / FLUX both
-    presets use the flow-matching grid (the official code has no flow version); ``latent_hw`` feeds FLUX's shift."""
+    the last int(t0·steps) steps of the DDIM grid (both from the pipeline's scheduler config).  On flow families both
+    presets use the flow-matching grid (the official code has no flow version); ``latent_hw`` feeds a
+    resolution-dependent shift."""
     from .model import make_grid, make_official_grids
 
     if config.preset == "official":
@@ -286,14 +287,15 @@ def drag(
     from .runinfo import RunTimer, versions
 
     config = (config or DragConfig()).validate()
+    bb = backbone(pipe)
     if sampler not in ("sde", "ode"):
         raise SdImageError(f"sampler must be 'sde' or 'ode', got {sampler!r}")
     if not isinstance(prompt, str):
         raise SdImageError("prompt must be a string")
     img = as_image_tensor(image)
     h, w = img.shape[-2:]
-    factor = vae_factor(pipe)
-    multiple = image_multiple(pipe)
+    factor = vae_factor(bb)
+    multiple = image_multiple(bb)
     if h % multiple or w % multiple:
         raise SdImageError(f"image is {w}x{h}, not divisible by {multiple} (the backbone's latent factor)")
     sources, targets = validate_points(sources, targets, w, h)
@@ -301,7 +303,7 @@ def drag(
     lat_src, lat_tgt = points_to_latent(sources, factor), points_to_latent(targets, factor)
     if all(a == b for a, b in zip(lat_src, lat_tgt)):
         raise SdImageError(f"every source/target pair falls on the same latent pixel (VAE factor {factor}): nothing to drag")
-    grid, fgrid = drag_grids(pipe, config, (h // factor, w // factor))  # checks steps / t0 before any work
+    grid, fgrid = drag_grids(bb, config, (h // factor, w // factor))  # checks steps / t0 before any work
     lmask = None
     if pmask is not None:
         lmask = mask_to_latent(pmask, (h // factor, w // factor), DRAG_MASK_RULE[config.preset]) > 0.5
@@ -311,7 +313,7 @@ def drag(
             warnings.warn("the mask has no editable (white) latent pixel: the drag cannot change the image",
                           SdImageWarning, stacklevel=2)
 
-    device = execution_device(pipe)
+    device = execution_device(bb)
     timer = RunTimer(device)
     info: dict[str, Any] = {
         "task": "drag", "method": "SDE-Drag" if sampler == "sde" else "ODE-Drag", "sampler": sampler,
@@ -323,25 +325,25 @@ def drag(
                                              "latent_editable_pixels": int(lmask.sum()),  # type: ignore[union-attr]
                                              "latent_rule": DRAG_MASK_RULE[config.preset]},
         "model": str(getattr(pipe, "name_or_path", "") or getattr(pipe.config, "_name_or_path", "")),
-        "dtype": str(backbone(pipe).dtype), "device": str(device), "arch": backbone(pipe).arch,
+        "dtype": str(bb.dtype), "device": str(device), "arch": bb.arch,
     }
     frames = []
     try:
         with timer:
             t_start = time.perf_counter()
-            x0 = encode(pipe, img)
+            x0 = encode(bb, img)
             if x0.dtype in (torch.float16, torch.bfloat16):
                 x0 = x0.float()
-            cond, uncond = encode_prompt(pipe, prompt, negative_prompt)
+            cond, uncond = encode_prompt(bb, prompt, negative_prompt)
             lora_info = None
             if config.lora_steps > 0:
                 lora_info = ensure_lora(
-                    pipe, x0, img, prompt, cond, steps=config.lora_steps, rank=config.lora_rank, lr=config.lora_lr,
+                    bb, x0, img, prompt, cond, steps=config.lora_steps, rank=config.lora_rank, lr=config.lora_lr,
                     seed=config.seed, batch_size=config.lora_batch_size, cache_dir=config.lora_cache_dir,
                     progress=progress, on_step=on_lora_step,
                 )
             t_lora = time.perf_counter()
-            model = make_eps_model(pipe, cond, uncond)
+            model = make_eps_model(bb, cond, uncond)
             if save_intermediates is not None:
                 frames.append(to_pil(img))
             decode_s = 0.0
@@ -351,7 +353,7 @@ def drag(
                 nonlocal decode_s
                 if save_intermediates is not None or on_op is not None:
                     t = time.perf_counter()
-                    frame = to_pil(decode(pipe, x))
+                    frame = to_pil(decode(bb, x))
                     decode_s += time.perf_counter() - t
                     if save_intermediates is not None:
                         frames.append(frame)
@@ -362,10 +364,10 @@ def drag(
                                progress=progress, forward_grid=fgrid,
                                schedules=drag_schedules(config, lora_info is not None))
             t_drag = time.perf_counter()
-            out = decode(pipe, res.latent)
+            out = decode(bb, res.latent)
             t_end = time.perf_counter()
     finally:
-        remove_lora(pipe)
+        remove_lora(bb)
     m = len(res.intermediates)
     k = grid.num_steps
     info.update({

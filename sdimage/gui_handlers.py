@@ -312,13 +312,14 @@ class Workspace:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def factor(self) -> int:
-        """What image sides must be divisible by (the VAE factor, × 2 for FLUX's packing)."""
+        """What image sides must be divisible by (the VAE factor, × the patch or 2×2 packing of a transformer)."""
         from .latents import image_multiple
 
         return image_multiple(self.pipe)
 
     def default_guidance(self) -> float:
-        """The family's CFG default for inpaint / translate / DiffEdit (the CLI's: 7.5 SD/SDXL, 7 SD3, 3.5 FLUX)."""
+        """The family's CFG default for inpaint / translate / DiffEdit (the CLI's; the adapter's
+        ``default_guidance``)."""
         from .backbones import backbone
 
         return float(backbone(self.pipe).default_guidance)

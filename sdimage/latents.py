@@ -21,7 +21,6 @@ Pixel mask → latent grid (:func:`mask_to_latent`), one rule per use, documente
 from __future__ import annotations
 
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .backbones import execution_device
+from .backbones import backbone
 from .errors import SdImageError
 
 __all__ = [
@@ -43,29 +42,14 @@ class SdImageWarning(UserWarning):
 
 
 def vae_factor(pipe) -> int:
-    """Pixels per latent cell."""
-    return int(getattr(pipe, "vae_scale_factor", 2 ** (len(pipe.vae.config.block_out_channels) - 1)))
+    """Pixels per latent cell (``pipe``: a pipeline or its adapter)."""
+    return backbone(pipe).vae_factor
 
 
 def image_multiple(pipe) -> int:
-    """What image sides must be divisible by: the VAE factor, × the transformer's patch size (SD3) or × 2 for
-    FLUX's 2×2 latent packing."""
-    from .backbones import backbone
-
+    """What image sides must be divisible by: the VAE factor, × the transformer's patch size or 2×2 packing
+    (the family adapter's ``image_multiple``)."""
     return backbone(pipe).image_multiple
-
-
-@contextmanager
-def _vae_precision(vae):
-    """SDXL's float16 VAE overflows: with ``force_upcast`` it runs in float32 for the call (as diffusers does)."""
-    up = vae.dtype == torch.float16 and bool(getattr(vae.config, "force_upcast", False))
-    if up:
-        vae.to(dtype=torch.float32)
-    try:
-        yield vae.dtype
-    finally:
-        if up:
-            vae.to(dtype=torch.float16)
 
 
 def _open(path, mode: str, what: str):
@@ -161,27 +145,15 @@ def mask_to_latent(mask: Tensor, latent_hw: tuple[int, int], rule: str = "neares
 
 @torch.no_grad()
 def encode(pipe, image: Tensor, generator: torch.Generator | None = None, sample: bool = False) -> Tensor:
-    """VAE latents × ``vae.config.scaling_factor``: the latent distribution's mean, or a sample when ``sample``."""
-    vae = pipe.vae
-    with _vae_precision(vae) as dt:
-        dist = vae.encode(image.to(device=execution_device(pipe), dtype=dt)).latent_dist
-        z = dist.sample(generator=generator) if sample else dist.mean
-    shift = getattr(vae.config, "shift_factor", None)
-    if shift is not None:
-        z = z - shift
-    return z * vae.config.scaling_factor
+    """The sampler's latents of ``image`` (the family adapter's ``encode_image``: the VAE latent distribution's
+    mean, or a sample when ``sample``, normalised as the family's pipelines do); ``pipe``: a pipeline or adapter."""
+    return backbone(pipe).encode_image(image, generator=generator, sample=sample)
 
 
 @torch.no_grad()
 def decode(pipe, latents: Tensor) -> Tensor:
     """Decoded image [B, 3, H, W] in [-1, 1] (float32, on the VAE's device)."""
-    vae = pipe.vae
-    with _vae_precision(vae) as dt:
-        z = latents.to(device=execution_device(pipe), dtype=dt) / vae.config.scaling_factor
-        shift = getattr(vae.config, "shift_factor", None)
-        if shift is not None:
-            z = z + shift
-        return vae.decode(z).sample.float().clamp(-1, 1)
+    return backbone(pipe).decode_latents(latents)
 
 
 def to_pil(image: Tensor):

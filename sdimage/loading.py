@@ -1,5 +1,6 @@
-"""Load a diffusers pipeline of a supported family (SD 1.x/2.x, SDXL, SD3/3.5, FLUX.1; :mod:`sdimage.backbones`)
-from a local folder or a Hugging Face hub id.  The family is read from the folder's ``model_index.json``."""
+"""Load a diffusers pipeline of a registered family (:mod:`sdimage.backbones`) from a local folder or a Hugging
+Face hub id.  The family is read from the folder's ``model_index.json``; its adapter class says which pipeline
+class loads it, with which arguments, and which subfolders a complete folder holds."""
 from __future__ import annotations
 
 import os
@@ -29,33 +30,9 @@ def _is_hub_id(model: str) -> bool:
     return not os.path.exists(model) and bool(_HUB_ID.match(model)) and not model.startswith((".", "~"))
 
 
-_SUBFOLDERS = {
-    "sd": ("unet", "vae", "text_encoder", "tokenizer", "scheduler"),
-    "sdxl": ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"),
-    "sd3": ("transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"),
-    "flux": ("transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"),
-}
-_NAMES = {"sd": "Stable Diffusion", "sdxl": "SDXL", "sd3": "SD3", "flux": "FLUX"}
-
-
-def _pipeline_class(arch: str):
-    import diffusers
-
-    return {"sd": diffusers.StableDiffusionPipeline, "sdxl": diffusers.StableDiffusionXLPipeline,
-            "sd3": diffusers.StableDiffusion3Pipeline, "flux": diffusers.FluxPipeline}[arch]
-
-
-def _class_kwargs(arch: str) -> dict:
-    if arch == "sd":
-        return dict(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    if arch == "sdxl":
-        return dict(add_watermarker=False)
-    return {}
-
-
 def _validate_folder(path: Path) -> str:
     """Check a local pipeline folder; return its family."""
-    from .backbones import arch_of_folder
+    from .backbones import adapter_class, arch_of_folder
 
     if not path.exists():
         raise SdImageError(f"model folder {str(path)!r} does not exist")
@@ -64,12 +41,13 @@ def _validate_folder(path: Path) -> str:
     if not (path / "model_index.json").is_file():
         raise SdImageError(
             f"model folder {str(path)!r} is not a diffusers pipeline: model_index.json missing "
-            "(convert single-file checkpoints with diffusers' convert scripts or StableDiffusionPipeline.from_single_file)"
+            "(convert single-file checkpoints with diffusers' convert scripts or the pipeline's from_single_file)"
         )
     arch = arch_of_folder(path)
-    for sub in _SUBFOLDERS[arch]:
+    family = adapter_class(arch)
+    for sub in family.subfolders:
         if not (path / sub).is_dir():
-            raise SdImageError(f"model folder {str(path)!r} is not a complete {_NAMES[arch]} pipeline: "
+            raise SdImageError(f"model folder {str(path)!r} is not a complete {family.label} pipeline: "
                                f"no {sub}/ subfolder")
     return arch
 
@@ -80,6 +58,9 @@ def _from_pretrained(name: str, progress: bool = False, arch: str | None = None,
     import transformers.utils.logging as tlog
     from diffusers import DiffusionPipeline
 
+    from .backbones import adapter_class
+
+    family = None if arch is None else adapter_class(arch)
     d_on, t_on = dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
     if not progress:
         dlog.disable_progress_bar()
@@ -87,8 +68,9 @@ def _from_pretrained(name: str, progress: bool = False, arch: str | None = None,
     try:
         with warnings.catch_warnings():  # diffusers >= 0.36 renamed torch_dtype to dtype (FutureWarning)
             warnings.simplefilter("ignore", FutureWarning)
-            cls = DiffusionPipeline if arch is None else _pipeline_class(arch)
-            return cls.from_pretrained(name, **({} if arch is None else _class_kwargs(arch)), **kwargs)
+            if family is None:
+                return DiffusionPipeline.from_pretrained(name, **kwargs)
+            return family.pipeline_class().from_pretrained(name, **family.load_kwargs(), **kwargs)
     finally:
         if d_on:
             dlog.enable_progress_bar()
@@ -106,11 +88,11 @@ def load_pipeline(
     cpu_offload: bool = False,
     progress: bool = False,
 ):
-    """The family's text-to-image pipeline (``StableDiffusionPipeline``, ``StableDiffusionXLPipeline``,
-    ``StableDiffusion3Pipeline``, ``FluxPipeline``; also for 9-channel inpainting UNets: the components are the same).
+    """The family's text-to-image pipeline (the first of its adapter's ``pipeline_classes``; also for 9-channel
+    inpainting UNets: the components are the same).
 
     ``model`` is a local diffusers folder (must hold ``model_index.json``) or a hub id such as
-    ``stable-diffusion-v1-5/stable-diffusion-v1-5``; ``progress`` shows the loading bars; hub ids are looked up in the local cache first
+    ``owner/name``; ``progress`` shows the loading bars; hub ids are looked up in the local cache first
     (``local_files_only=True``) and only then on the network.  ``float64`` is meant for CPU reconstruction checks.
     """
     torch_dtype = parse_dtype(dtype)

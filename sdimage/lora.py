@@ -4,9 +4,11 @@ Training (as the official SDE-Drag script, on one image): rank-r LoRA (``lora_al
 UNet attention projections ``to_q, to_k, to_v, to_out.0`` (Gaussian A, zero B); AdamW (lr 2e-4, weight decay
 0.01, constant lr); each step draws t uniform in [0, T), a fresh VAE posterior sample of the image latent
 (× scaling factor) and ε ~ N(0, I), and minimises the denoising
-score-matching loss ‖ε_θ(x_t, t, prompt) − ε‖² (target v for v-prediction models).  On SD3 / FLUX the
-adapter goes on the transformer's attention projections (same names) and the loss is flow matching,
-‖v_θ(x_σ, σ) − (ε − x_0)‖² with σ uniform on the 1000-level training grid (:mod:`sdimage.backbones`).  All draws
+score-matching loss ‖ε_θ(x_t, t, prompt) − ε‖² (target v for v-prediction models).  On flow-matching families the
+adapter goes on the transformer's attention projections and the loss is flow matching,
+‖v_θ(x_σ, σ) − (ε − x_0)‖² with σ uniform on the 1000-level training grid.  The targets, the timesteps and the
+VAE posterior's std are the family adapter's (:mod:`sdimage.backbones`: ``lora_modules``, ``lora_times``,
+``lora_example``, ``latent_std``, ``fingerprint``).  All draws
 come from a generator seeded with ``seed``, and the adapter's Gaussian initialisation (PEFT draws it from torch's global
 generator) from the same seed inside ``fork_rng``, so an adapter depends on its seed only.
 
@@ -30,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .backbones import Cond
+from .backbones import Backbone, Cond, backbone
 from .errors import SdImageError
 
 __all__ = [
@@ -45,7 +47,7 @@ __all__ = [
 ]
 
 ADAPTER_NAME = "sdedrag"
-TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
+TARGET_MODULES = list(Backbone.lora_targets)  # the default projections (a family may declare others)
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 
 
@@ -57,33 +59,23 @@ def default_cache_dir() -> Path:
     return Path(base) / "sdimage" / "drag_lora"
 
 
-@torch.no_grad()
-def unet_fingerprint(unet) -> str:
-    """Cheap identity of the base UNet: its config plus the bytes of conv_in/conv_out weights (LoRA-free layers)."""
-    h = hashlib.sha256(json.dumps(dict(unet.config), sort_keys=True, default=str).encode())
-    if hasattr(unet, "conv_in") and hasattr(unet, "conv_out"):  # UNets
-        ws = [unet.conv_in.weight, unet.conv_out.weight]
-    else:  # transformers: the first and last base parameters
-        base = [p for n, p in unet.named_parameters() if "lora_" not in n]
-        ws = [base[0], base[-1]]
-    for w in ws:
-        h.update(w.detach().float().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+def unet_fingerprint(pipe) -> str:
+    """Cheap identity of the base denoiser (the adapter's ``fingerprint``: its config plus the bytes of LoRA-free
+    weights); ``pipe`` is a pipeline or an adapter."""
+    return backbone(pipe).fingerprint()
 
 
-def lora_cache_key(image: Tensor, prompt: str, params: dict[str, Any], unet) -> str:
+def lora_cache_key(image: Tensor, prompt: str, params: dict[str, Any], pipe) -> str:
     h = hashlib.sha256()
     t = image.detach().float().cpu().contiguous()
     h.update(t.numpy().tobytes())
     h.update(str(tuple(t.shape)).encode())
-    h.update(json.dumps({"prompt": prompt, **params, "unet": unet_fingerprint(unet)}, sort_keys=True).encode())
+    h.update(json.dumps({"prompt": prompt, **params, "unet": unet_fingerprint(pipe)}, sort_keys=True).encode())
     return h.hexdigest()[:32]
 
 
 def remove_lora(pipe, adapter_name: str = ADAPTER_NAME) -> None:
     """Delete the drag adapter from the denoiser if present (the pipeline is back to its base weights)."""
-    from .backbones import backbone
-
     unet = backbone(pipe).denoiser
     if adapter_name in getattr(unet, "peft_config", {}):
         unet.delete_adapters(adapter_name)
@@ -113,7 +105,6 @@ def train_lora(
     from peft import LoraConfig
     from tqdm.auto import tqdm
 
-    from .backbones import backbone
     from .model import _as_cond
 
     bb = backbone(pipe)
@@ -136,7 +127,8 @@ def train_lora(
     mean = latent.to(device=dev, dtype=torch.float32)
     std = None if latent_std is None else latent_std.to(device=dev, dtype=torch.float32)
     c0 = _as_cond(prompt_embeds).to(dev, dt)
-    emb = Cond(c0.embeds[:1], None if c0.pooled is None else c0.pooled[:1], c0.text_ids).expand(batch_size)
+    first = (lambda t: None if t is None else t[:1])
+    emb = Cond(first(c0.embeds), first(c0.pooled), c0.text_ids, first(c0.mask)).expand(batch_size)
     g = torch.Generator().manual_seed(seed)
     losses: list[float] = []
     was_training = unet.training
@@ -187,13 +179,12 @@ def ensure_lora(
     Returns ``{"cached": bool, "path": str, "key": str, "train_s": float, "final_loss": float | None}``.
     ``on_step(k, steps)``: progress of the training (not called on a cache hit).
     """
+    bb = backbone(pipe)
     params = {"steps": steps, "rank": rank, "lr": lr, "seed": seed, "batch_size": batch_size,
-              "target_modules": TARGET_MODULES}
-    from .backbones import backbone
-
-    unet = backbone(pipe).denoiser
-    remove_lora(pipe, adapter_name)
-    key = lora_cache_key(image, prompt, params, unet)
+              "target_modules": bb.lora_modules()}
+    unet = bb.denoiser
+    remove_lora(bb, adapter_name)
+    key = lora_cache_key(image, prompt, params, bb)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder = root / key
     info: dict[str, Any] = {"key": key, "path": str(folder), "cached": True, "train_s": 0.0, "final_loss": None}
@@ -201,12 +192,9 @@ def ensure_lora(
         info["cached"] = False
         t = time.perf_counter()
         latent_std = None
-        if image is not None and getattr(pipe, "vae", None) is not None:
-            vae = pipe.vae
-            with torch.no_grad():
-                dist = vae.encode(image.to(device=vae.device, dtype=vae.dtype)).latent_dist
-            latent_std = dist.std.float() * vae.config.scaling_factor
-        losses = train_lora(pipe, latent, prompt_embeds, steps, rank, lr, seed, batch_size, adapter_name, progress,
+        if image is not None and getattr(bb.pipe, "vae", None) is not None:
+            latent_std = bb.latent_std(image)
+        losses = train_lora(bb, latent, prompt_embeds, steps, rank, lr, seed, batch_size, adapter_name, progress,
                             latent_std, on_step=on_step)
         info["train_s"] = time.perf_counter() - t
         info["final_loss"] = losses[-1] if losses else None
@@ -231,7 +219,7 @@ def ensure_lora(
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-        remove_lora(pipe, adapter_name)
+        remove_lora(bb, adapter_name)
     try:
         unet.load_lora_adapter(str(folder), prefix=None, adapter_name=adapter_name, weight_name=WEIGHT_NAME)
     except Exception as err:  # noqa: BLE001 - a corrupt cache entry

@@ -1,11 +1,13 @@
 """The model callable ``model(x, t)`` that ``diffsamplers`` integrates, built from a diffusers pipeline of any
-supported family through its adapter (:mod:`sdimage.backbones`: SD 1.x/2.x, SDXL, SD3/3.5, FLUX.1).
+registered family through its adapter (:mod:`sdimage.backbones`).  Every function taking ``pipe`` also takes the
+adapter itself (``backbone(pipe)``), so a caller builds it once and passes it on.
 
-- Classifier-free guidance evaluates both branches in ONE batched denoiser call; the unconditional branch is
-  skipped on calls where the guidance weight is exactly 1 (or no negative embeddings are given).  FLUX's guidance
-  is the distilled guidance embedding instead (one branch).
+- Classifier-free guidance evaluates both branches in ONE batched denoiser call (``cfg_batch``), or in two calls
+  where the two prompts' token lengths differ, and combines them by the adapter's ``combine``; the unconditional
+  branch is skipped on calls where the guidance weight is exactly 1 (or no negative embeddings are given).
+  Families whose guidance is an embedding (``guidance_embedded``) get the weight as a model input (one branch).
 - v-prediction models are converted to ε with ``diffsamplers.eps_from_v`` (ᾱ_t from the pipeline's scheduler);
-  flows (SD3, FLUX) return ``diffsamplers.Prediction`` (x̂_0 = x − σ v, ε̂ = x + (1 − σ) v), valid at σ = 1.
+  flows return ``diffsamplers.Prediction`` (x̂_0 = x − σ v, ε̂ = x + (1 − σ) v), valid at σ = 1.
 - The UNet runs in the pipeline's dtype/device; the sampler state may be float64 (inputs and outputs are cast).
 - ``.nfe`` counts ε evaluations (one UNet call each, whatever the CFG batch); ``.unet_rows`` counts batch rows.
 """
@@ -35,20 +37,20 @@ def _as_cond(c) -> Cond:
 @torch.no_grad()
 def encode_prompt(pipe, prompt: str, negative: str | None = "") -> tuple[Cond, Cond | None]:
     """(cond, uncond) from the pipeline's text encoders (:class:`~sdimage.backbones.Cond`); ``negative=None`` gives
-    no unconditional branch (FLUX never has one: its guidance is an embedding)."""
+    no unconditional branch (families whose guidance is an embedding never have one)."""
     return backbone(pipe).encode_prompt(prompt, negative)
 
 
 def make_scheduler(pipe, **overrides):
     """The sampling scheduler built ``from_config`` from the pipeline's: DDIM for VP models, flow-matching Euler for
-    SD3/FLUX (it only supplies the timesteps / sigmas; the steps are :mod:`diffsamplers`')."""
+    flows (it only supplies the timesteps / sigmas; the steps are :mod:`diffsamplers`')."""
     return backbone(pipe).scheduler(**overrides)
 
 
 def make_grid(pipe, steps: int, t0: float = 1.0, dtype: torch.dtype = torch.float64,
               latent_hw: tuple[int, int] | None = None) -> Grid:
     """The ``steps``-step grid of the pipeline's scheduler; ``t0 < 1`` keeps the last int(t0·steps) steps.
-    ``latent_hw``: the latent size, needed by FLUX's resolution-dependent shift."""
+    ``latent_hw``: the latent size, needed by a resolution-dependent shift."""
     if not isinstance(steps, int) or steps < 1:
         raise SdImageError(f"--steps must be an integer >= 1, got {steps!r}")
     if not 0.0 < float(t0) <= 1.0:
@@ -80,19 +82,20 @@ def make_official_grids(pipe, steps: int, t0: float, scheduler: str = "ddim",
     """(backward, forward) grids of the official Cycle-SDE code (:func:`diffsamplers.official_grids`) over the
     timesteps of the scheduler that code used: ``"dpmsolver"`` (SDE-Drag: ``DPMSolverMultistepScheduler``) or
     ``"ddim"`` (DiffEdit-SDE: ``DDIMScheduler``), both built ``from_config`` from the pipeline's scheduler.
-    The official code is SD-1.5 only; on a flow backbone (SD3, FLUX) this is the consistent flow grid (forward
-    grid None), keeping the official step count."""
+    The official code is SD-1.5 only; on a flow backbone this is the consistent flow grid (forward grid None),
+    keeping the official step count."""
     if not isinstance(steps, int) or steps < 2:
         raise SdImageError(f"--steps must be an integer >= 2 for the official preset, got {steps!r}")
     check_official_steps(t0, steps)
-    if backbone(pipe).flow:
-        return make_grid(pipe, steps, t0, dtype, latent_hw), None
+    bb = backbone(pipe)
+    if bb.flow:
+        return make_grid(bb, steps, t0, dtype, latent_hw), None
     if scheduler == "dpmsolver":
         from diffusers import DPMSolverMultistepScheduler
 
-        sched = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+        sched = DPMSolverMultistepScheduler.from_config(bb.pipe.scheduler.config)
     elif scheduler == "ddim":
-        sched = backbone(pipe).scheduler()  # DDIMScheduler.from_config (a VP family here)
+        sched = bb.scheduler()  # DDIMScheduler.from_config (a VP family here)
     else:
         raise SdImageError(f"scheduler must be 'dpmsolver' or 'ddim', got {scheduler!r}")
     sched.set_timesteps(steps)
@@ -105,7 +108,7 @@ class EpsModel:
 
     ``prompt_embeds`` / ``negative_embeds``: what :func:`encode_prompt` returns (a :class:`~sdimage.backbones.Cond`,
     or a plain token-embedding tensor for SD 1.x/2.x).  ``guidance`` is a number or a function of the label t
-    (FLUX: the guidance embedding; others: CFG weight); ``cross_attention_kwargs`` a dict, a function of t returning
+    (the guidance embedding where the family has one; else the CFG weight); ``cross_attention_kwargs`` a dict, a function of t returning
     a dict (e.g. ``{"scale": lora_scale(t)}``) or None.  ``extra_channels`` ([1, C, h, w]) are concatenated after x
     on the channel axis (9-channel inpainting UNets: mask + masked-image latents).
     """
@@ -134,7 +137,7 @@ class EpsModel:
         if not bb.flow:
             in_ch = bb.denoiser.config.in_channels
             expected = in_ch - (0 if extra_channels is None else extra_channels.shape[1])
-            if expected not in (4, getattr(pipe.vae.config, "latent_channels", 4)):
+            if expected not in (4, bb.latent_channels):
                 raise SdImageError(
                     f"the UNet takes {in_ch} input channels; "
                     + ("a 9-channel inpainting UNet needs mask + masked-image latents" if extra_channels is None
@@ -171,19 +174,23 @@ class EpsModel:
         xin = x.to(device=self.device, dtype=self.dtype)
         if self.extra_channels is not None:
             xin = torch.cat([xin, self.extra_channels.expand(b, -1, -1, -1)], dim=1)
-        cfg = bb.cfg_batch and self.uncond is not None and g != 1.0
-        if cfg:
-            xin = torch.cat([xin, xin])
-            cond = Cond.cat(self.uncond.expand(b), self.cond.expand(b))
-        else:
-            cond = self.cond.expand(b)
-        out = bb.forward(xin, t, cond, guidance=None if bb.cfg_batch else g, attn=attn)
+        emb_g = g if bb.guidance_embedded else None
+        cfg = not bb.guidance_embedded and self.uncond is not None and g != 1.0
         self.nfe += 1
-        self.unet_rows += xin.shape[0]
-        out = out.to(device=x.device, dtype=x.dtype)
-        if cfg:
-            u, c = out.chunk(2)
-            out = u + g * (c - u)
+        if cfg and bb.cfg_batch:  # both branches in one batched call
+            out = bb.forward(torch.cat([xin, xin]), t, Cond.cat(self.uncond.expand(b), self.cond.expand(b)),
+                             attn=attn)
+            self.unet_rows += 2 * b
+            u, c = out.to(device=x.device, dtype=x.dtype).chunk(2)
+            out = bb.combine(u, c, g)
+        elif cfg:  # two calls (the prompts' token lengths differ)
+            c = bb.forward(xin, t, self.cond.expand(b), attn=attn).to(device=x.device, dtype=x.dtype)
+            u = bb.forward(xin, t, self.uncond.expand(b), attn=attn).to(device=x.device, dtype=x.dtype)
+            self.unet_rows += 2 * b
+            out = bb.combine(u, c, g)
+        else:
+            out = bb.forward(xin, t, self.cond.expand(b), guidance=emb_g, attn=attn).to(device=x.device, dtype=x.dtype)
+            self.unet_rows += b
         return bb.output(x, out, t)
 
 

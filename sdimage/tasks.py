@@ -99,7 +99,7 @@ def _edit_name(sampler: str, solver: str, order: int) -> str:
 def _base_info(pipe, task: str, **kw) -> dict:
     bb = backbone(pipe)
     return {"task": task, **kw, "arch": bb.arch, "denoiser": type(bb.denoiser).__name__,
-            "unet_dtype": str(bb.dtype), "device": str(pipe.device), "prediction_type": bb.prediction_type}
+            "unet_dtype": str(bb.dtype), "device": str(bb.pipe.device), "prediction_type": bb.prediction_type}
 
 
 @contextmanager
@@ -144,26 +144,26 @@ def inpaint(
         raise SdImageError(f"mask is {tuple(mask.shape[-2:])} but image is {tuple(image.shape[-2:])}")
     if float(mask.sum()) == 0:
         raise SdImageError("the mask is empty (no white pixels): nothing to inpaint")
-    sdt = _state_dtype(pipe)
     bb = backbone(pipe)
-    nine = not bb.flow and bb.denoiser.config.in_channels == 9
+    sdt = _state_dtype(bb)
+    nine = bb.inpaint_channels
     times: dict = {}
-    with RunTimer(execution_device(pipe)) as timer:
-        grid = make_grid(pipe, steps, strength, latent_hw=_latent_hw(pipe, image))
-        cond, uncond = encode_prompt(pipe, prompt, negative_prompt)
-        y0 = encode(pipe, image).to(sdt)
+    with RunTimer(execution_device(bb)) as timer:
+        grid = make_grid(bb, steps, strength, latent_hw=_latent_hw(bb, image))
+        cond, uncond = encode_prompt(bb, prompt, negative_prompt)
+        y0 = encode(bb, image).to(sdt)
         m = mask_to_latent(mask, y0.shape[-2:], "nearest").to(device=y0.device, dtype=sdt)
         extra = None
         if nine:
-            masked = encode(pipe, image * (mask < 0.5).to(image.dtype))
+            masked = encode(bb, image * (mask < 0.5).to(image.dtype))
             extra = torch.cat([m.to(masked.dtype), masked], dim=1)
-        model = EpsModel(pipe, cond, uncond, guidance, extra_channels=extra)
+        model = EpsModel(bb, cond, uncond, guidance, extra_channels=extra)
         with _timed(times):
             res = recipes.inpaint(model, y0, m < 0.5, grid, sampler, GaussianNoise(_generator(seed)),
                                   start="noise" if strength >= 1.0 else "noised", renoise=renoise, blend=not nine,
                                   solver=solver, order=order, eta=eta, progress=progress)
-        out = decode(pipe, res.x)
-    info = _base_info(pipe, "inpaint", sampler=sampler, sampler_name=_sampler_name(sampler, solver, order, eta),
+        out = decode(bb, res.x)
+    info = _base_info(bb, "inpaint", sampler=sampler, sampler_name=_sampler_name(sampler, solver, order, eta),
                       solver=solver, order=order, eta=eta, steps=steps, strength=strength, guidance=guidance,
                       prompt=prompt, negative_prompt=negative_prompt, seed=seed, renoise=renoise,
                       unet_kind="9-channel inpainting" if nine else "4-channel base (re-noise + blend)",
@@ -182,18 +182,19 @@ def translate(
     """SDEdit (:func:`diffsamplers.recipes.sdedit`): noise the encoded image to t0 (diffusers' img2img 'strength')
     and denoise with the SDE (DDPM / SDE-DPM-Solver++) or its ODE counterpart from the same noised latent."""
     _check(sampler, solver, order, eta)
-    sdt = _state_dtype(pipe)
+    bb = backbone(pipe)
+    sdt = _state_dtype(bb)
     times: dict = {}
-    with RunTimer(execution_device(pipe)) as timer:
-        grid = make_grid(pipe, steps, t0, latent_hw=_latent_hw(pipe, image))
-        cond, uncond = encode_prompt(pipe, prompt, negative_prompt)
-        y0 = encode(pipe, image).to(sdt)
-        model = EpsModel(pipe, cond, uncond, guidance)
+    with RunTimer(execution_device(bb)) as timer:
+        grid = make_grid(bb, steps, t0, latent_hw=_latent_hw(bb, image))
+        cond, uncond = encode_prompt(bb, prompt, negative_prompt)
+        y0 = encode(bb, image).to(sdt)
+        model = EpsModel(bb, cond, uncond, guidance)
         with _timed(times):
             res = recipes.sdedit(model, y0, grid, sampler, GaussianNoise(_generator(seed)), solver=solver, order=order,
                                  eta=eta, progress=progress)
-        out = decode(pipe, res.x)
-    info = _base_info(pipe, "translate", sampler=sampler, sampler_name=_sampler_name(sampler, solver, order, eta),
+        out = decode(bb, res.x)
+    info = _base_info(bb, "translate", sampler=sampler, sampler_name=_sampler_name(sampler, solver, order, eta),
                       solver=solver, order=order, eta=eta, steps=steps, t0=t0, guidance=guidance, prompt=prompt,
                       negative_prompt=negative_prompt, seed=seed, height=image.shape[-2], width=image.shape[-1],
                       state_dtype=str(sdt), recipe="diffsamplers.recipes.sdedit")
@@ -209,9 +210,10 @@ def diffedit_mask(
     """DiffEdit's mask (:func:`diffsamplers.recipes.diffedit_mask`, as diffusers' ``generate_mask``): ``draws``
     noisings to the level of ``mask_t0`` on the ``steps``-step DDIM grid, both prompts with CFG against "".
     Returns the latent-size float mask [1, 1, h, w] (1 = edit) and the two ε-models (for NFE bookkeeping)."""
-    grid = make_grid(pipe, steps, mask_t0, latent_hw=tuple(latents.shape[-2:]))
-    src = EpsModel(pipe, *encode_prompt(pipe, source_prompt, ""), guidance=guidance)
-    tgt = EpsModel(pipe, *encode_prompt(pipe, target_prompt, ""), guidance=guidance)
+    bb = backbone(pipe)
+    grid = make_grid(bb, steps, mask_t0, latent_hw=tuple(latents.shape[-2:]))
+    src = EpsModel(bb, *encode_prompt(bb, source_prompt, ""), guidance=guidance)
+    tgt = EpsModel(bb, *encode_prompt(bb, target_prompt, ""), guidance=guidance)
     m = recipes.diffedit_mask(src, tgt, latents, grid, GaussianNoise(_generator(seed)), draws=draws,
                               threshold_ratio=thresholding_ratio)
     return m.to(latents.dtype), [src, tgt]
@@ -235,18 +237,19 @@ def diffedit(
         check_preset(preset)
     except ValueError as err:
         raise SdImageError(str(err)) from None
-    sdt = _state_dtype(pipe)
+    bb = backbone(pipe)
+    sdt = _state_dtype(bb)
     times: dict = {}
     official = preset == "official"
-    with RunTimer(execution_device(pipe)) as timer:
-        hw = _latent_hw(pipe, image)
-        grid, fgrid = make_official_grids(pipe, steps, t0, "ddim", latent_hw=hw) if (official and sampler == "sde") \
-            else (make_grid(pipe, steps, t0, latent_hw=hw), None)
-        y0 = encode(pipe, image).to(sdt)
+    with RunTimer(execution_device(bb)) as timer:
+        hw = _latent_hw(bb, image)
+        grid, fgrid = make_official_grids(bb, steps, t0, "ddim", latent_hw=hw) if (official and sampler == "sde") \
+            else (make_grid(bb, steps, t0, latent_hw=hw), None)
+        y0 = encode(bb, image).to(sdt)
         models: list = []
         if mask is None:
             with _timed(times):
-                m, mm = diffedit_mask(pipe, y0, source_prompt, target_prompt, guidance, mask_draws, mask_t0, steps,
+                m, mm = diffedit_mask(bb, y0, source_prompt, target_prompt, guidance, mask_draws, mask_t0, steps,
                                       seed)
             models += mm
             mask_source = "automatic"
@@ -260,16 +263,16 @@ def diffedit(
             raise SdImageError("the edit mask is empty: source and target prompts do not differ anywhere "
                                "(try other prompts or pass --mask)")
         enc_g = inversion_guidance if inversion_guidance is not None else (guidance if official else 1.0)
-        enc = EpsModel(pipe, *encode_prompt(pipe, source_prompt, "" if enc_g != 1.0 else None), guidance=enc_g)
+        enc = EpsModel(bb, *encode_prompt(bb, source_prompt, "" if enc_g != 1.0 else None), guidance=enc_g)
         negative = "" if (official and sampler == "sde") else source_prompt
-        target = EpsModel(pipe, *encode_prompt(pipe, target_prompt, negative), guidance=guidance)
+        target = EpsModel(bb, *encode_prompt(bb, target_prompt, negative), guidance=guidance)
         models += [enc, target]
         lag = 1 if (official and sampler == "ode") else 0
         with _timed(times):
             res = recipes.diffedit(enc, target, y0, m > 0.5, grid, sampler, GaussianNoise(_generator(seed + 1)),
                                    forward_grid=fgrid, reset_lag=lag, solver=solver, order=order, progress=progress)
-        out = decode(pipe, res.x)
-    info = _base_info(pipe, "diffedit", sampler=sampler, preset=preset, solver=solver, order=order,
+        out = decode(bb, res.x)
+    info = _base_info(bb, "diffedit", sampler=sampler, preset=preset, solver=solver, order=order,
                       sampler_name=_edit_name(sampler, solver, order),
                       steps=steps, t0=t0, guidance=guidance, encode_guidance=enc_g,
                       target_negative_prompt=negative, reset_lag=lag, source_prompt=source_prompt,
@@ -293,20 +296,21 @@ def reconstruct(
     Load the pipeline with dtype float64 on CPU for a float64 UNet.  ``solver="dpmpp"``: SDE-DPM-Solver++ record and
     replay (exact too) / DPM-Solver++ inversion + sampling."""
     _check(sampler, solver, order)
-    sdt = _state_dtype(pipe)
+    bb = backbone(pipe)
+    sdt = _state_dtype(bb)
     times: dict = {}
-    with RunTimer(execution_device(pipe)) as timer:
-        grid = make_grid(pipe, steps, t0, latent_hw=_latent_hw(pipe, image))
-        y0 = encode(pipe, image).to(sdt)
-        model = EpsModel(pipe, *encode_prompt(pipe, prompt, "" if guidance != 1.0 else None), guidance=guidance)
+    with RunTimer(execution_device(bb)) as timer:
+        grid = make_grid(bb, steps, t0, latent_hw=_latent_hw(bb, image))
+        y0 = encode(bb, image).to(sdt)
+        model = EpsModel(bb, *encode_prompt(bb, prompt, "" if guidance != 1.0 else None), guidance=guidance)
         with _timed(times):
             res = recipes.reconstruct(model, y0, grid, sampler, GaussianNoise(_generator(seed)), solver=solver,
                                       order=order, progress=progress)
         lat = res.x
-        out = decode(pipe, lat)
-        ref = decode(pipe, y0)
+        out = decode(bb, lat)
+        ref = decode(bb, y0)
     err = (lat - y0).double()
-    info = _base_info(pipe, "reconstruct", sampler=sampler, solver=solver, order=order,
+    info = _base_info(bb, "reconstruct", sampler=sampler, solver=solver, order=order,
                       method=_edit_name(sampler, solver, order), steps=steps, t0=t0,
                       prompt=prompt, guidance=guidance, seed=seed, state_dtype=str(sdt), height=image.shape[-2],
                       width=image.shape[-1], recipe="diffsamplers.recipes.reconstruct")

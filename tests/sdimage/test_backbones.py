@@ -1,6 +1,8 @@
-"""SDXL, SD3 and FLUX through the backbone adapters: the same samplers and recipes equal diffusers' own pipelines
-on tiny random models (same inputs, same initial noise), Cycle-SDE reconstructs exactly, every task runs with both
-samplers, and the loading code refuses other families with one clear line."""
+"""Every registered family but the first (SD 1.x/2.x, which test_equivalence / test_tasks cover) through its
+backbone adapter: the same samplers and recipes equal diffusers' own pipelines on tiny random models (same inputs,
+same initial noise), Cycle-SDE reconstructs exactly, every task runs with both samplers, and the loading code
+refuses other families with one clear line.  The families are read from the registry, so a new family module is
+tested here without editing this file."""
 from __future__ import annotations
 
 import json
@@ -11,12 +13,13 @@ import torch
 
 import diffsamplers as ds
 from sdimage import tasks
-from sdimage.backbones import backbone
+from sdimage.backbones import ARCHS as ALL_ARCHS
+from sdimage.backbones import SUPPORTED, backbone, families
 from sdimage.errors import SdImageError
 from sdimage.latents import encode, load_image, load_mask
 from sdimage.model import EpsModel, encode_prompt, make_grid
 
-ARCHS = ["sdxl", "sd3", "flux"]
+ARCHS = list(ALL_ARCHS[1:])
 
 
 @pytest.fixture(scope="module", params=ARCHS)
@@ -35,27 +38,14 @@ def _image(tiny_image_path, pipe):
 
 
 def _img2img_reference(pipe, y0, prompt, strength, steps, guidance, seed):
-    import diffusers
-
-    arch = backbone(pipe).arch
-    parts = dict(pipe.components)
-    if arch == "sdxl":
-        parts["scheduler"] = diffusers.DDIMScheduler.from_config(pipe.scheduler.config)
-        ref = diffusers.StableDiffusionXLImg2ImgPipeline(**parts, add_watermarker=False)
-        kw = {}
-    elif arch == "sd3":
-        ref = diffusers.StableDiffusion3Img2ImgPipeline(**parts)
-        kw = {}
-    else:
-        ref = diffusers.FluxImg2ImgPipeline(**parts)
-        h, w = (int(v) * backbone(pipe).vae_factor for v in y0.shape[-2:])
-        kw = {"height": h, "width": w}
-    ref.set_progress_bar_config(disable=True)
-    out = ref(prompt=prompt, image=y0, strength=strength, num_inference_steps=steps, guidance_scale=guidance,
-              generator=torch.Generator().manual_seed(seed), output_type="latent", **kw).images
-    if arch == "flux":  # FLUX returns packed latents
-        out = backbone(pipe).unpack(out, *y0.shape[-2:])
-    return out
+    """diffusers' own img2img pipeline of the family (the adapter names it: ``reference_pipeline``)."""
+    bb = backbone(pipe)
+    hw = tuple(y0.shape[-2:])
+    ref = bb.reference_pipeline("img2img")
+    out = ref(prompt=prompt, image=y0, strength=strength, num_inference_steps=steps,
+              generator=torch.Generator().manual_seed(seed), output_type="latent",
+              **bb.reference_kwargs(hw, guidance)).images
+    return bb.reference_latents(out, hw)
 
 
 def test_translate_ode_equals_diffusers_img2img(arch_pipe, tiny_image_path):
@@ -76,20 +66,22 @@ def test_stochastic_member_equals_diffusers_scheduler(arch_pipe):
 
     pipe = arch_pipe
     bb = backbone(pipe)
-    lat = torch.randn(1, pipe.vae.config.latent_channels, 16, 16, generator=torch.Generator().manual_seed(1))
+    z = pipe.vae.config.get("latent_channels") or pipe.vae.config.get("z_dim")
+    lat = torch.randn(1, z, 16, 16, generator=torch.Generator().manual_seed(1))
     model = EpsModel(pipe, *encode_prompt(pipe, "a cat", ""), guidance=2.0)
     grid = make_grid(pipe, 6, latent_hw=(16, 16))
     x, gen = lat.clone(), torch.Generator().manual_seed(5)
     if bb.flow:
         sched = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config, stochastic_sampling=True)
-        if bb.arch == "flux":  # as FluxPipeline sets them: linspace sigmas, mu from the packed sequence length
+        if sched.config.use_dynamic_shifting:  # as FluxPipeline sets them: linspace sigmas, mu from the packed
+            # sequence length of the 16×16 latent (8×8 tokens of 2×2)
             import numpy as np
             from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
             c = sched.config
             mu = calculate_shift(8 * 8, c.base_image_seq_len, c.max_image_seq_len, c.base_shift, c.max_shift)
             sched.set_timesteps(sigmas=np.linspace(1.0, 1 / 6, 6), mu=mu)
-        else:  # as StableDiffusion3Pipeline: the scheduler's own spacing and shift
+        else:  # as StableDiffusion3Pipeline: the scheduler's own spacing and fixed shift
             sched.set_timesteps(6)
         torch.testing.assert_close(grid.sigmas.float(), sched.sigmas.float())
         for t in sched.timesteps:
@@ -184,16 +176,26 @@ def test_unsupported_family_is_one_line(tmp_path):
     d = tmp_path / "m"
     d.mkdir()
     (d / "model_index.json").write_text(json.dumps({"_class_name": "KandinskyV22Pipeline"}))
-    with pytest.raises(SdImageError, match="supported families: Stable Diffusion 1.x/2.x, SDXL, SD3/3.5 and FLUX"):
+    with pytest.raises(SdImageError) as err:
         load_pipeline(str(d))
+    msg = str(err.value)
+    assert "KandinskyV22Pipeline" in msg and f"supported families: {SUPPORTED}" in msg
+    assert "\n" not in msg and all(c.label in msg for c in families())
 
 
-def test_flux_image_size_must_divide_by_packing(arch_pipe):
+def test_image_multiple_is_vae_factor_times_token_side(arch_pipe):
+    """A UNet needs sides divisible by the VAE factor; a transformer by the VAE factor × the latent pixels per
+    token side: 2 where it reads 2×2-packed tokens (in_channels = 4 × latent channels), else its patch size.  All
+    read from the diffusers configs, not from the adapter."""
     pipe = arch_pipe
     bb = backbone(pipe)
-    expected = {"sdxl": bb.vae_factor, "sd3": bb.vae_factor * pipe.transformer.config.patch_size if bb.flow else 0,
-                "flux": bb.vae_factor * 2}[bb.arch]
-    assert bb.image_multiple == expected
+    c = bb.denoiser.config
+    z = pipe.vae.config.get("latent_channels") or pipe.vae.config.get("z_dim")
+    if not bb.flow:
+        assert bb.image_multiple == pipe.vae_scale_factor
+    else:
+        side = int(round((c.in_channels / z) ** 0.5)) if c.in_channels > z else int(c.patch_size)
+        assert bb.image_multiple == pipe.vae_scale_factor * side
 
 
 def test_sdxl_4ch_inpaint_ode_equals_diffusers(tiny_image_path, tiny_mask_path):

@@ -174,7 +174,7 @@ def test_lora_trains_and_cache_is_reused(own_pipe, tmp_path, monkeypatch):
         assert torch.equal(own_pipe.unet(x, t, encoder_hidden_states=cond.embeds).sample, base)
     # another prompt is another cache entry
     key = lora_mod.lora_cache_key
-    assert key(img, "a dog", {}, own_pipe.unet) != key(img, "a cat", {}, own_pipe.unet)
+    assert key(img, "a dog", {}, own_pipe) != key(img, "a cat", {}, own_pipe)
 
 
 def test_drag_api_warns_on_empty_mask_and_keeps_image(pipe):

@@ -9,7 +9,7 @@ import torch
 def test_sd15_shaped_unet_one_step():
     from diffsamplers import GaussianNoise, sample_ddim
     from sdimage.model import EpsModel, encode_prompt, make_grid
-    from sdimage.tiny import make_sd15_shaped_pipeline
+    from sdimage.backbones.sd import make_sd15_shaped_pipeline
 
     pipe = make_sd15_shaped_pipeline(seed=0, text_layers=1, full_vae=False)
     assert sum(p.numel() for p in pipe.unet.parameters()) > 800e6

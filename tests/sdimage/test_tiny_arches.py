@@ -8,10 +8,10 @@ import hashlib
 import pytest
 import torch
 
-from sdimage.tiny import (
-    FLUX_SCHEDULER_CONFIG, SD3_SCHEDULER_CONFIG, SDXL_SCHEDULER_CONFIG, make_t5_tokenizer, make_tiny_pipeline,
-    save_tiny_model,
-)
+from sdimage.backbones.flux import FLUX_SCHEDULER_CONFIG
+from sdimage.backbones.sd3 import SD3_SCHEDULER_CONFIG
+from sdimage.backbones.sdxl import SDXL_SCHEDULER_CONFIG
+from sdimage.tiny import make_t5_tokenizer, make_tiny_pipeline, save_tiny_model
 
 ARCHS = ("sdxl", "sd3", "flux")
 PIPELINE_CLASS = {"sd": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline",
