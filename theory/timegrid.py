@@ -38,16 +38,34 @@ def _stiffness(schedule, t: np.ndarray, stiff_var: float) -> np.ndarray:
                                          + np.asarray(schedule.sigma(t)) ** 2)
 
 
+class _HermitePsi:
+    """psi as a function of x = -log t: cubic Hermite interpolation of the table with its exact slopes
+    d psi / dx = t * stiffness(t) (4th order, no spline system to solve; a CubicSpline cost ~0.2 ms a run)."""
+
+    def __init__(self, x: np.ndarray, psi: np.ndarray, slope: np.ndarray):
+        self.x, self.psi, self.slope = x, psi, slope
+
+    def __call__(self, xq) -> np.ndarray:
+        xq = np.asarray(xq, dtype=np.float64)
+        i = np.clip(np.searchsorted(self.x, xq) - 1, 0, self.x.size - 2)
+        x0, h = self.x[i], self.x[i + 1] - self.x[i]
+        s = (xq - x0) / h
+        s2, s3 = s * s, s * s * s
+        return ((2 * s3 - 3 * s2 + 1) * self.psi[i] + (s3 - 2 * s2 + s) * h * self.slope[i]
+                + (3 * s2 - 2 * s3) * self.psi[i + 1] + (s3 - s2) * h * self.slope[i + 1])
+
+
 def psi_table(schedule, t0: float, t_end: float, stiff_var: float):
-    """psi(t) = int_t^t0 g^2 / (alpha^2 c + sigma^2) (cumulative Simpson on a fine grid, cubic spline in log t)."""
+    """psi(t) = int_t^t0 g^2 / (alpha^2 c + sigma^2) (cumulative Simpson on a fine grid; cubic Hermite in log t with
+    the exact slopes) and psi(t_end)."""
     from scipy.integrate import cumulative_simpson
-    from scipy.interpolate import CubicSpline
 
     fine = _fine_times(t0, t_end)
-    psi = cumulative_simpson(_stiffness(schedule, fine, stiff_var), x=-fine, initial=0.0)
+    k = _stiffness(schedule, fine, stiff_var)
+    psi = cumulative_simpson(k, x=-fine, initial=0.0)
     x = -np.log(fine)
     keep = np.concatenate([[True], np.diff(x) > 0])
-    return CubicSpline(x[keep], psi[keep]), float(psi[-1])
+    return _HermitePsi(x[keep], psi[keep], (k * fine)[keep]), float(psi[-1])
 
 
 def _phi_parts(schedule, t0: float, t_end: float, t: np.ndarray, log_share: float, stiff_var: float | None = None,
