@@ -10,7 +10,15 @@ import torch
 import diffsamplers as ds
 from diffsamplers import recipes
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True, scope="module")
+def _float64_default():
+    """float64 by default inside this module only: a module-level ``set_default_dtype`` leaked into every test
+    collected with it (the sdimage equivalences then ran their tiny models in float64 and failed)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
 
 def _model(x: torch.Tensor, t) -> torch.Tensor:
