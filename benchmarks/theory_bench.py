@@ -4,11 +4,17 @@ fixed random mixture set (theory.cases) plus the issue's example; and the defaul
 Rerun (this project's 2-core CPU machine, shared with other jobs: times are minima of --repeat runs):
     .venv/bin/python benchmarks/theory_bench.py --out docs/figures/theory [--quick]
     .venv/bin/python benchmarks/theory_bench.py --out docs/figures/theory --random-set-only   # defaults only
-Writes theory_bench.json and theory_bench.png (and random_set.json without --quick).  --quick (about 3 minutes on
-a quiet machine): the example and 2 of the 12 1-D cases (the weakest speed-ups of the full run), py-pde's explicit
-and BDF solvers at 100 and 200 cells, the 1-D defaults on all 12 cases and the 2-D defaults on the worst one; the
-full run: all 12 1-D cases, BDF also at 400 and 800 cells and py-pde's stock ScipySolver, all 24 defaults, and 2-D
-py-pde on two cases.
+Writes theory_bench.json, theory_bench.png and theory_bench.md (the README table: per py-pde configuration the
+worst speed-up over the problems, named, and the median), and random_set.json without --quick.
+--quick (about 2 minutes at a load of ~5 on the 2-core machine): the example and 2 of the 12 1-D cases (the
+weakest speed-ups of an earlier full run), py-pde's explicit and BDF solvers at 100 and 200 cells; 2-D case 1
+against py-pde's explicit and BDF solvers at 60^2; the 1-D defaults on all 12 cases and the 2-D defaults on case 8.
+Full run: all 12 1-D cases, explicit also at 400 cells, BDF also at 400 and 800 and py-pde's stock ScipySolver at
+100-400; 2-D cases 1 and 9 against explicit and BDF at 60^2 and 100^2 (stock BDF in 2-D would build a dense
+finite-difference Jacobian of 3600^2 or more entries: not run); all 24 defaults.
+Our solver runs on the default backend (the compiled loop, theory.fp_compiled; THEORY_BACKEND=numpy for the plain
+one), after one warm-up call that compiles it (numba caches the machine code on disk; not counted, as py-pde's
+warm-up is not).
 
 Every problem is solved by both on the same box (theory.verify.auto_grid):
   ours, solver     evolve_pair with Richardson extrapolation (what py-pde also gives: a solution, no error bounds),
@@ -261,6 +267,8 @@ def speedups(rows: list[dict], pp: list[dict]) -> list[dict]:
 
 def sweep_case(name, cfg_d, cells_list, steps_list, pypde_cfgs, repeat, log):
     ref = reference(cfg_d)
+    dim = config_from_dict(cfg_d).dim
+    ours_solver(cfg_d, (cells_list[0],) * dim, steps_list[0], 1)   # warm-up: loads the compiled kernels
     rows = []
     for c in cells_list:
         for s in steps_list:

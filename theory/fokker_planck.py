@@ -10,8 +10,11 @@ Scheme (per step t_n -> t_{n+1}, Strang splitting):
   2. advection: conservative semi-Lagrangian remap -- departure points of cell edges by RK4 along the
      characteristics (1-D: drift at t_n, t_mid, t_{n+1}; 2-D: frozen at t_mid; cubic interpolation of the drift
      table), new cell mass = difference of a monotone cubic Hermite interpolant of the cumulative mass with
-     4th-order (PPM) slopes limited to the Fritsch-Carlson region (2-D: dimensional splitting x(h/2) y(h) x(h/2));
+     4th-order (PPM) slopes limited to the Fritsch-Carlson region (2-D: dimensional splitting x(h/2) y(h) x(h/2),
+     each sweep on point values across it -- _across -- so that it is 4th order when the drift varies across);
   3. diffusion over [t_mid, t_{n+1}].
+Backends (issue 22): the compiled loop (theory.fp_compiled; 1-D: a whole block of steps per call, 2-D: compiled
+sweeps) or the plain numpy loop of the same scheme (THEORY_BACKEND=numpy); they agree to round-off.
 The state is cell averages (input point values are converted to 4th order, and back for the KL/Fisher
 quadrature).  evolve_pair uses a schedule-aware time grid (theory.timegrid.schedule_time_grid: half geometric in
 t, half uniform in the added noise variance, where KL and Fisher change fastest), Simpson for the Fisher
