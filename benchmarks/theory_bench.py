@@ -6,7 +6,7 @@ Rerun (this project's 2-core CPU machine, shared with other jobs: times are mini
     .venv/bin/python benchmarks/theory_bench.py --out docs/figures/theory --random-set-only   # defaults only
 Writes theory_bench.json, theory_bench.png and theory_bench.md (the README table: per py-pde configuration the
 worst speed-up over the problems, named, and the median), and random_set.json without --quick.
---quick (about 2 minutes at a load of ~5 on the 2-core machine): the example and 2 of the 12 1-D cases (the
+--quick (66-100 s at a load of ~5-8 on the 2-core machine): the example and 2 of the 12 1-D cases (the
 weakest speed-ups of an earlier full run), py-pde's explicit and BDF solvers at 100 and 200 cells; 2-D case 1
 against py-pde's explicit and BDF solvers at 60^2; the 1-D defaults on all 12 cases and the 2-D defaults on case 8.
 Full run: all 12 1-D cases, explicit also at 400 cells, BDF also at 400 and 800 and py-pde's stock ScipySolver at
