@@ -19,7 +19,6 @@ import argparse
 import json
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
@@ -58,6 +57,11 @@ class StubUnet(torch.nn.Module):
         self.config = config
         self.dtype = torch.float32
         self.rows = 0
+        self.register_buffer("anchor", torch.zeros(1))
+
+    @property
+    def device(self) -> torch.device:  # the pipeline reads its device from its modules
+        return self.anchor.device
 
     def forward(self, x, t, encoder_hidden_states=None, cross_attention_kwargs=None, return_dict=False):
         self.rows += x.shape[0]
@@ -67,7 +71,7 @@ class StubUnet(torch.nn.Module):
 def count_nfe(pipe, sampler: str, distance: float, config: DragConfig) -> dict:
     """NFE of one drag of ``distance`` latent px at ``config``, counted by running the real loop on a stub UNet."""
     stub = StubUnet(pipe.unet.config)
-    fake = SimpleNamespace(unet=stub, scheduler=pipe.scheduler, vae=pipe.vae, device=torch.device("cpu"))
+    fake = type(pipe)(**{**pipe.components, "unet": stub})  # the same pipeline class around the stub
     grid, fgrid = drag_grids(pipe, config)
     cond = torch.zeros(1, 77, pipe.unet.config.cross_attention_dim)
     model = make_eps_model(fake, cond, cond)
@@ -112,7 +116,7 @@ def full_pipe():
     tiny = make_tiny_pipeline(0)
     torch.manual_seed(0)
     unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768).eval()  # SD-1.5 layout (860 M params)
-    return SimpleNamespace(unet=unet, scheduler=tiny.scheduler, vae=tiny.vae, device=torch.device("cpu"))
+    return type(tiny)(**{**tiny.components, "unet": unet})
 
 
 def main() -> None:

@@ -144,3 +144,38 @@ def test_shapes_bed_preset_and_nfe_counts_model_calls():
     k = int(0.6 * 10)
     ops = torch.tensor(res.ops, dtype=torch.float64)
     assert torch.allclose(torch.tensor(res.values["SDE"]["nfe"]), 2 * k * ops)
+
+
+def _paired(dpos: float, dsucc: float, nll_lo: float, ratio: float) -> dict:
+    c = lambda m, lo: {"mean": m, "ci95": 0.1, "lo95": lo, "hi95": m + 0.1}  # noqa: E731
+    return {m: {"position_error_px": c(dpos, dpos - 0.1), "success_rate": c(dsucc, dsucc - 0.1),
+                "nll": c(nll_lo + 0.1, nll_lo), "nfe_ratio": ratio} for m in ("ODE", "SDE")}
+
+
+def test_study_rule_and_choice():
+    from toy.faststudy import FastStudyConfig, choose, passes
+
+    cfg = FastStudyConfig()
+    assert passes(_paired(0.25, -0.05, 0.0, 10.0), cfg)[0]          # on the bounds: passes
+    assert not passes(_paired(0.26, 0.0, -1.0, 20.0), cfg)[0]       # position error worse by more than 0.25 px
+    assert not passes(_paired(0.0, -0.06, -1.0, 20.0), cfg)[0]      # success lost by more than 0.05
+    assert not passes(_paired(0.0, 0.0, 0.01, 20.0), cfg)[0]        # NLL significantly worse
+    assert not passes(_paired(0.0, 0.0, -1.0, 9.9), cfg)[0]         # not 10x cheaper
+    table = {"a": {"c1": _paired(0.1, 0.0, -1, 12.0), "c2": _paired(0.0, 0.0, -1, 30.0)},   # min ratio 12
+             "b": {"c1": _paired(0.2, 0.0, -1, 40.0), "c2": _paired(0.2, 0.0, -1, 40.0)},   # cheapest, passes
+             "c": {"c1": _paired(0.0, 0.0, -1, 40.0), "c2": _paired(0.0, 0.0, -1, 40.0)},   # as cheap, better
+             "d": {"c1": _paired(0.9, 0.0, -1, 80.0), "c2": _paired(0.0, 0.0, -1, 80.0)}}   # cheaper, fails c1
+    d = choose(table, cfg)
+    assert d["chosen"] == "c"
+    assert choose({"d": table["d"]}, cfg)["chosen"] is None
+
+
+def test_fast_study_cli_refuses_bad_config(tmp_path, capsys):
+    from toy.cli import main
+
+    bad = tmp_path / "c.json"
+    bad.write_text(json.dumps({"solvers": ["heun"]}))
+    assert main(["fast-study", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "solvers" in err[0]
+    assert not (tmp_path / "o" / "report.json").exists()

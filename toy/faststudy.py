@@ -14,6 +14,7 @@ to it stay within +``max_position`` px position error and −``max_success_drop`
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -64,7 +65,8 @@ class FastStudyConfig:
     max_position: float = 0.25
     max_success_drop: float = 0.05
     min_ratio: float = 10.0
-    quick_learned: bool = False
+    quick_learned: bool = False   # the bed's seconds-scale UNet (LearnedConfig.quick)
+    learned_steps: int | None = None  # training steps of the learned UNet (None: the bed's full 600)
 
     def __post_init__(self) -> None:
         self.solvers, self.steps, self.families, self.models, self.seeds = (
@@ -104,13 +106,6 @@ class FastStudyConfig:
         return out if preset in out else out + [preset]
 
 
-def preset_candidate() -> Candidate:
-    """The (solver, steps, step size) of :data:`diffsamplers.presets.PRESET_DEFAULTS` ``["fast"]``."""
-    from diffsamplers.presets import preset_defaults
-
-    f = preset_defaults("fast")
-    return Candidate(f.solver, f.drag_steps, f.drag_step_size)
-
     @classmethod
     def quick(cls) -> "FastStudyConfig":
         """Minutes on 2 cores (the main job's stage): exact score only, a few candidates, small task sets."""
@@ -121,6 +116,14 @@ def preset_candidate() -> Candidate:
         d = asdict(self)
         d["step_sizes"] = ["inf" if math.isinf(s) else s for s in self.step_sizes]
         return d
+
+
+def preset_candidate() -> Candidate:
+    """The (solver, steps, step size) of :data:`diffsamplers.presets.PRESET_DEFAULTS` ``["fast"]``."""
+    from diffsamplers.presets import preset_defaults
+
+    f = preset_defaults("fast")
+    return Candidate(f.solver, f.drag_steps, f.drag_step_size)
 
 
 def _cell_values(res) -> dict:
@@ -172,13 +175,18 @@ def choose(table: dict, cfg: FastStudyConfig) -> dict:
             ok &= c_ok
             why += [f"{cell}: {w}" for w in c_why]
         ratio = min(min(p[m]["nfe_ratio"] for m in METHODS) for p in cells.values())
-        rows.append({"candidate": name, "passes": ok, "min_ratio": ratio, "fails": why})
-    ok_rows = sorted((r for r in rows if r["passes"]), key=lambda r: -r["min_ratio"])
-    return {"chosen": ok_rows[0]["candidate"] if ok_rows else None, "rows": rows}
+        # tie-break between equally cheap candidates: the smaller mean SDE position-error change over the cells
+        dpos = float(np.mean([p["SDE"]["position_error_px"]["mean"] for p in cells.values()]))
+        rows.append({"candidate": name, "passes": ok, "min_ratio": ratio, "mean_sde_position_change": dpos,
+                     "fails": why})
+    ok_rows = sorted((r for r in rows if r["passes"]),
+                     key=lambda r: (-round(r["min_ratio"], 6), r["mean_sde_position_change"]))
+    return {"chosen": ok_rows[0]["candidate"] if ok_rows else None, "rows": rows,
+            "tie_break": "equal ratio: the smaller mean paired SDE position-error change over the cells"}
 
 
 def _shapes_cells(cfg: FastStudyConfig, cands: list[Candidate], seed: int, cache_dir: Path, say,
-                  models: tuple | None = None, runs_dir: Path | None = None) -> dict:
+                  models: tuple | None = None, runs_dir: Path | None = None, learned_meta: dict | None = None) -> dict:
     """cell → {"reference": values, cand.name: values} on the shapes bed, tasks of ``seed``; each run's per-task
     values are kept in ``runs_dir`` (if given) and reused, so an interrupted study resumes."""
     from .shapes.experiment import DragSettings, ShapesDragConfig, run_setting
@@ -187,7 +195,10 @@ def _shapes_cells(cfg: FastStudyConfig, cands: list[Candidate], seed: int, cache
     from .shapes.measures import TemplateBank, nll_data_range
     from .shapes.tasks import FAMILIES
 
-    bed = ShapesDragConfig(learned=LearnedConfig.quick() if cfg.quick_learned else LearnedConfig())
+    lc = LearnedConfig.quick() if cfg.quick_learned else LearnedConfig()
+    if cfg.learned_steps is not None:
+        lc = dataclasses.replace(lc, steps=int(cfg.learned_steps))
+    bed = ShapesDragConfig(learned=lc)
     out: dict = {}
     for fam in cfg.families:
         data = build_family(fam, family_config(fam, bed))
@@ -197,7 +208,10 @@ def _shapes_cells(cfg: FastStudyConfig, cands: list[Candidate], seed: int, cache
             fn = None
             groups = cfg.n_groups if fam == "single" else cfg.pair_groups
             if model == "learned":
-                fn, _ = get_learned(fam, data, bed.learned, "sd", cache_dir, say)
+                fn, meta = get_learned(fam, data, bed.learned, "sd", cache_dir, say)
+                if learned_meta is not None:
+                    learned_meta[fam] = {"steps": meta.get("steps"), "score_error": meta.get("score_error"),
+                                         "parameters": meta.get("parameters"), "config": asdict(bed.learned)}
                 groups = min(groups, cfg.learned_groups)
             cell = out[f"{fam}/{model}"] = {}
             runs = [("reference", DragSettings(preset="official", steps=cfg.reference_steps, step_size=2.0))]
@@ -286,7 +300,8 @@ def run_fast_study(cfg: FastStudyConfig, out: Path | None = None, cache_dir: str
     say = progress or (lambda _s: None)
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
     cands = cfg.candidates()
-    pick = _shapes_cells(cfg, cands, cfg.seeds[0], cache_dir, say, runs_dir=runs_dir)
+    learned_meta: dict = {}
+    pick = _shapes_cells(cfg, cands, cfg.seeds[0], cache_dir, say, runs_dir=runs_dir, learned_meta=learned_meta)
     table = {c.name: {cell: _paired(v[c.name], v["reference"]) for cell, v in pick.items()} for c in cands}
     decision = choose(table, cfg)
     chosen = next((c for c in cands if c.name == decision["chosen"]), None)
@@ -298,7 +313,7 @@ def run_fast_study(cfg: FastStudyConfig, out: Path | None = None, cache_dir: str
                  f"in every cell, paired mean differences fast - official of position error <= +{cfg.max_position} "
                  f"px and success >= -{cfg.max_success_drop}, NLL not worse (95 % interval not above 0)"),
         "pick_seed": cfg.seeds[0], "cells": {}, "decision": decision, "heldout": {}, "digits": {},
-        "preset_fast": preset_candidate().to_dict(),
+        "preset_fast": preset_candidate().to_dict(), "learned": learned_meta,
     }
     for cell, v in pick.items():
         rep["cells"][cell] = {name: {"values": _summ(vals),
