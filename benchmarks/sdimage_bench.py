@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sdimage import tasks  # noqa: E402
 from sdimage.backbones import ARCHS, backbone  # noqa: E402
 from sdimage.model import encode_prompt  # noqa: E402
-from sdimage.runinfo import versions, write_json_atomic  # noqa: E402
+from sdimage.runinfo import versions, write_meta_json  # noqa: E402
 
 # NFE = UNet calls (a CFG call with both branches batched counts once) at default settings.
 NFE_TABLE = [
@@ -199,7 +199,7 @@ def run(a: argparse.Namespace) -> int:
         "versions": versions(),
         "note": "NFE counts UNet calls; a classifier-free-guidance call batches both branches (2 rows).",
     }
-    write_json_atomic(result, a.out)
+    write_meta_json(a.out, result)
     print(f"wrote {a.out}")
     return 0
 

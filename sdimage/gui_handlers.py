@@ -341,9 +341,9 @@ def _image_tensor(image):
 
 
 def _write_json(meta: dict, path: Path) -> Path:
-    from .runinfo import write_json_atomic
+    from .runinfo import write_meta_json
 
-    return write_json_atomic(meta, path)
+    return write_meta_json(path, meta)
 
 
 def _warning_notes(caught) -> list[str]:

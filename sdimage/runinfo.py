@@ -16,7 +16,7 @@ import torch
 
 from cliutil import atomic_path
 
-__all__ = ["RunTimer", "versions", "peak_rss_bytes", "write_outputs", "write_json_atomic"]
+__all__ = ["RunTimer", "versions", "peak_rss_bytes", "write_outputs", "write_meta_json"]
 
 
 def versions() -> dict[str, str]:
@@ -107,8 +107,10 @@ def json_text(meta: dict) -> str:
     return json.dumps(_jsonable(meta), indent=2, allow_nan=False) + "\n"
 
 
-def write_json_atomic(meta: dict, path: str | os.PathLike) -> Path:
-    """``meta`` as JSON at ``path``, atomically (:func:`cliutil.atomic_path`: temp file, umask mode, rename)."""
+def write_meta_json(path: str | os.PathLike, meta: dict) -> Path:
+    """``meta`` as strict JSON at ``path`` (:func:`json_text`: anything not JSON-able is converted, a non-finite
+    float becomes ``null``), atomically (:func:`cliutil.atomic_path`).  Same argument order as
+    :func:`cliutil.write_json_atomic`, which instead refuses what is not plain JSON."""
     with atomic_path(path) as tmp:
         tmp.write_text(json_text(meta), encoding="utf-8")
     return Path(path)
