@@ -75,7 +75,7 @@ def time_unet(pipe, batch: int, repeats: int, h: int, w: int) -> float:
     bb = backbone(pipe)
     cond, _ = encode_prompt(pipe, "a photo", None)
     dev, dt = bb.denoiser.device, bb.dtype
-    x = torch.randn(batch, pipe.vae.config.latent_channels, h, w, device=dev, dtype=dt)
+    x = torch.randn(batch, bb.latent_channels, h, w, device=dev, dtype=dt)
     e = cond.to(dev, dt).expand(batch)
     label = bb.grid(10, (h, w)).timesteps[5]
     ts = []
