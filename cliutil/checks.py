@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Iterable
@@ -69,7 +70,8 @@ def check_choice(value, flag: str, choices: Iterable, error: type[Exception] = B
 
 
 def check_writable_dir(d: str | os.PathLike, flag: str, error: type[Exception] = BadInput) -> Path:
-    """``d`` is a writable folder or can be created (its nearest existing parent is a writable folder)."""
+    """``d`` is a writable folder or can be created (its nearest existing parent is a writable folder, probed by
+    writing a file there and removing it)."""
     d = Path(d)
     if d.exists() and not d.is_dir():
         raise _bad(error, f"{flag}: {str(d)!r} is a file, not a folder")
@@ -82,7 +84,26 @@ def check_writable_dir(d: str | os.PathLike, flag: str, error: type[Exception] =
         raise _bad(error, f"{flag}: {str(q)!r} is a file, so {str(d)!r} cannot be a folder")
     if not os.access(q, os.W_OK | os.X_OK):
         raise _bad(error, f"{flag}: {str(q)!r} is not writable")
+    reason = _write_probe(q)
+    if reason is not None:  # a read-only file system, or a folder root cannot write either (/sys, /proc)
+        raise _bad(error, f"{flag}: {str(q)!r} is not writable ({reason})")
     return d
+
+
+def _write_probe(folder: Path) -> str | None:
+    """Create and remove one empty file in ``folder``: None when that works, else the reason.  ``os.access`` alone
+    says yes to root on a chmod-555 folder and to anyone on a read-only mount it does not check, so the folder is
+    tried for real, before any work (the probe file is gone again at once)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".write-probe-", suffix=".tmp", dir=str(folder))
+    except OSError as err:
+        return err.strerror or type(err).__name__
+    os.close(fd)
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+    return None
 
 
 def check_new_file(path: str | os.PathLike, flag: str, suffixes: Iterable[str] | None = None,

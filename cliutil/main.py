@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
 from .checks import BadInput, one_line
+from .held_warnings import HeldWarnings
 
 __all__ = ["OneLineParser", "run_cli", "quiet_third_party", "quiet_third_party_logs", "EXIT_OK", "EXIT_BAD_INPUT",
            "EXIT_FAILED"]
@@ -23,23 +24,36 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def run_cli(fn: Callable[[], int | None], bad_input: Sequence[type[BaseException]] = (BadInput,),
-            internal: str = "internal error") -> int:
+            internal: str = "internal error", held: HeldWarnings | None = None) -> int:
     """Run ``fn``; bad input → one ``error:`` line and 2; any other exception → one line and 1 (no traceback);
-    Ctrl-C → 130."""
+    Ctrl-C → 130.  ``held`` (:func:`cliutil.held_warnings.hold_warnings`): the warning lines held during the checks
+    are dropped on bad input (the error is the only line) and printed otherwise."""
     try:
-        return int(fn() or 0)
+        code = int(fn() or 0)
+        _release(held)
+        return code
     except tuple(bad_input) as exc:
+        if held is not None:
+            held.drop()
         sys.stderr.write(f"error: {one_line(exc) or type(exc).__name__}\n")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
+        _release(held)
         sys.stderr.write("error: interrupted\n")
         return 130
     except MemoryError:
+        _release(held)
         sys.stderr.write(f"error: {internal}: out of memory (try a smaller size)\n")
         return EXIT_FAILED
     except Exception as exc:  # never a traceback on the command line
+        _release(held)
         sys.stderr.write(f"error: {internal}: {type(exc).__name__}: {one_line(exc)}\n")
         return EXIT_FAILED
+
+
+def _release(held: HeldWarnings | None) -> None:
+    if held is not None:
+        held.release()
 
 
 def quiet_third_party() -> None:

@@ -7,7 +7,6 @@ before anything is written (outputs are written atomically at the very end).
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -48,6 +47,18 @@ def _load_image(args, pipe):
     from .latents import image_multiple, load_image
 
     return load_image(args.image, size=_size(args), multiple=image_multiple(pipe), strict=args.strict_size)
+
+
+def _mask_resize(args, image) -> bool:
+    """``--resize-mask``, or a mask of the input image's own size when the image itself was resized (to the VAE
+    factor or ``--size``): that mask follows the picture (nearest neighbour), as drag's does."""
+    if args.resize_mask:
+        return True
+    from PIL import Image
+
+    with Image.open(args.image) as im, Image.open(args.mask) as mk:
+        given, mask_size = im.size, mk.size
+    return mask_size == given and tuple(image.shape[-2:][::-1]) != given
 
 
 def _note_slow(args, pipe, image, steps: float, extra_rows: float = 0.0) -> None:
@@ -110,7 +121,9 @@ def _cmd_inpaint(args) -> int:
         raise SdImageError(f"--strength must be in (0, 1], got {args.strength}")
     pipe = pipeline_from_args(args)
     image = _load_image(args, pipe)
-    mask = load_mask(args.mask, image, resize=args.resize_mask)
+    mask = load_mask(args.mask, image, resize=_mask_resize(args, image))
+    if float(mask.sum()) == 0:  # before the work starts (and before the held warnings are printed)
+        raise SdImageError(f"the mask is empty (no pixel of {args.mask!r} is >= 128): nothing to inpaint")
     _note_slow(args, pipe, image, args.steps * (args.strength or 1.0))
     res = tasks.inpaint(pipe, image, mask, args.prompt, sampler=args.sampler, solver=args.solver,
                               order=args.order, eta=args.eta, steps=args.steps, guidance=args.guidance,
@@ -150,7 +163,10 @@ def _cmd_diffedit(args) -> int:
         check_official_steps(args.t0, args.steps, "the official DiffEdit-SDE")
     pipe = pipeline_from_args(args)
     image = _load_image(args, pipe)
-    mask = load_mask(args.mask, image, resize=args.resize_mask) if args.mask else None
+    mask = load_mask(args.mask, image, resize=_mask_resize(args, image)) if args.mask else None
+    if mask is not None and float(mask.sum()) == 0:
+        raise SdImageError(f"the mask is empty (no pixel of {args.mask!r} is >= 128): nothing to edit (leave out "
+                           "--mask for DiffEdit's automatic mask)")
     _note_slow(args, pipe, image, 2 * args.steps * args.t0, 0 if args.mask else 2 * args.mask_draws)
     res = tasks.diffedit(pipe, image, args.source_prompt, args.target_prompt, t0=args.t0, sampler=args.sampler,
                          steps=args.steps, guidance=args.guidance, seed=args.seed, mask=mask,
@@ -262,24 +278,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _one_line_warnings(message, category, filename, lineno, file=None, line=None):
-    print(f"warning: {message}", file=sys.stderr)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Bad input (:class:`SdImageError`) → one ``error:`` line, exit 2; any other failure → one line, exit 1
-    (:func:`cliutil.run_cli`); transformers' / diffusers' logger chatter is off while the command runs."""
-    from cliutil import quiet_third_party_logs, run_cli
+    (:func:`cliutil.run_cli`); transformers' / diffusers' logger chatter is off while the command runs.  Warnings
+    (one ``warning:`` line each) are held until the work starts: a refused run prints only its error
+    (:mod:`cliutil.held_warnings`)."""
+    from cliutil import hold_warnings, quiet_third_party_logs, run_cli
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    with warnings.catch_warnings(), quiet_third_party_logs():
+    with warnings.catch_warnings(), quiet_third_party_logs(), hold_warnings() as held:
         from .latents import SdImageWarning
 
         warnings.simplefilter("always", SdImageWarning)
-        old = warnings.showwarning
-        warnings.showwarning = _one_line_warnings
-        try:
-            return run_cli(lambda: args.func(args))
-        finally:
-            warnings.showwarning = old
+        return run_cli(lambda: args.func(args), held=held)

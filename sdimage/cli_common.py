@@ -104,7 +104,10 @@ def check_number(value, flag: str, lo: float | None = None, hi: float | None = N
     _check_number(value, flag, lo, hi, lo_open=lo_open, hi_open=hi_open, error=SdImageError)
 
 
-MAX_STEPS = 1000  # the SD schedulers' training steps
+MAX_STEPS = 999
+"""Most steps of a schedule: the SD schedulers have 1000 training steps, and with SD's ``steps_offset=1`` a
+1000-step schedule asks for timestep 1000, which does not exist (every preset, every task); 999 builds on every
+registered family."""
 
 
 def check_model_args(args) -> None:
@@ -126,13 +129,13 @@ def check_model_args(args) -> None:
 def pipeline_from_args(args):
     """The pipeline of the model flags; on the CPU with float16, one accurate line instead of diffusers' three
     "running them will fail" warnings (silenced by the CLI: it does run, only slower)."""
-    import sys
+    from cliutil import warning_line
 
     from .loading import load_pipeline
 
     if str(args.device).split(":")[0] == "cpu" and args.dtype == "float16" and not args.cpu_offload:
-        print("warning: --dtype float16 on the CPU works but is usually slower than float32 (few half-precision CPU "
-              "kernels)", file=sys.stderr)
+        warning_line("--dtype float16 on the CPU works but is usually slower than float32 (few half-precision CPU "
+                     "kernels)")
 
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype, attention_slicing=args.attention_slicing,
                          vae_slicing=args.vae_slicing, vae_tiling=args.vae_tiling, cpu_offload=args.cpu_offload)
@@ -248,9 +251,13 @@ def _duration(s: float) -> str:
 def note_if_slow(pipe, width: int, height: int, unet_rows: float, vae_passes: float = 1.0, what: str = "this run",
                  flops_per_s: float | None = None) -> float | None:
     """Print ONE line on stderr before a CPU run expected to take longer than :data:`SLOW_RUN_S`; returns the
-    estimate (seconds, or None off the CPU)."""
+    estimate (seconds, or None off the CPU).  Called when the checks are over and the work starts: the warning lines
+    held so far are printed first (:func:`cliutil.work_starts`)."""
     import sys
 
+    from cliutil import work_starts
+
+    work_starts()
     est = estimate_seconds(pipe, width, height, unet_rows, vae_passes, flops_per_s)
     if est is not None and est > SLOW_RUN_S:
         print(f"note: {what} will take roughly {_duration(est)} on this CPU ({unet_rows:.0f} UNet evaluations at "

@@ -130,6 +130,8 @@ def _scale(p, w0: int, h0: int, w: int, h: int) -> tuple[int, int]:
 
 
 def _cmd_drag(args) -> int:
+    from cliutil import warning_line
+
     from .drag import drag, validate_points
     from .latents import image_multiple, load_image, load_mask
     from .runinfo import write_outputs
@@ -161,7 +163,7 @@ def _cmd_drag(args) -> int:
     if resized:  # like every command: resized (down to the VAE factor, or --size); the points go with the picture
         sources = [_scale(p, w0, h0, w, h) for p in sources]
         targets = [_scale(p, w0, h0, w, h) for p in targets]
-        print(f"warning: drag points scaled from the {w0}x{h0} input to the {w}x{h} image", file=sys.stderr)
+        warning_line(f"drag points scaled from the {w0}x{h0} input to the {w}x{h} image")
     mask = None
     if args.mask is not None:  # a mask of the input's size (or any size with --resize-mask) follows the resize
         mask = load_mask(args.mask, image, resize=args.resize_mask or resized)

@@ -107,7 +107,10 @@ def _load_image(path: Path):
 
 
 def _points(value, what: str, where: Path) -> list[tuple[int, int]]:
-    """[[x, y], ...] of finite numbers → integer pixel points (truncation, as the official loader)."""
+    """[[x, y], ...] of finite numbers → integer pixel points (truncation, as the official loader).  A coordinate
+    must be a number (an int, a float or a numpy number): a string such as ``"5"`` or a bool is refused."""
+    from numbers import Real
+
     bad = SdImageError(f"{where}: '{what}' must be a list of [x, y] pairs of finite numbers")
     if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
         raise bad
@@ -115,6 +118,10 @@ def _points(value, what: str, where: Path) -> list[tuple[int, int]]:
     for p in value:
         if isinstance(p, (str, bytes, dict)) or not hasattr(p, "__len__") or len(p) != 2:
             raise bad
+        for v in (p[0], p[1]):
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (Real, np.number)):
+                raise SdImageError(f"{where}: '{what}' has a coordinate that is not a number: {v!r} (write pixel "
+                                   "coordinates as integers, e.g. [120, 45])")
         try:
             x, y = float(p[0]), float(p[1])
         except (TypeError, ValueError, IndexError):

@@ -140,6 +140,7 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
     from diffsamplers import PRESETS
 
     from . import gui_handlers as H
+    from .cli_common import MAX_STEPS
     from .drag import DragConfig
 
     if out_dir is None:
@@ -424,7 +425,7 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
                 with gr.Accordion("Drag parameters (defaults: the official SDE-Drag DragBench script)", open=False):
                     with gr.Row():
                         steps = gr.Number(d["steps"], label="Steps (full schedule)", precision=0, minimum=2,
-                                          maximum=1000, elem_id="drag-steps")
+                                          maximum=MAX_STEPS, elem_id="drag-steps")
                         t0 = gr.Slider(0.05, 1.0, d["t0"], step=0.01, label="t0 (copy-and-paste time)")
                         step_size = gr.Number(d["step_size"], label="Step size (latent px per operation)", minimum=0.1,
                                               elem_id="drag-step-size")
@@ -496,7 +497,7 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
                         in_sampler = gr.Radio(SAMPLER_RADIO, value="both", label="Sampler")
                         with gr.Accordion("Parameters", open=False):
                             in_negative = gr.Textbox(label="Negative prompt")
-                            in_steps = gr.Number(td["steps"], label="Steps", precision=0, minimum=1, maximum=1000)
+                            in_steps = gr.Number(td["steps"], label="Steps", precision=0, minimum=1, maximum=MAX_STEPS)
                             in_guidance = gr.Slider(0.0, 20.0, cfg, step=0.1, label="CFG")
                             in_solver = gr.Radio(["ddim", "dpmpp"], value="ddim",
                                                  label="Solver (DDIM/DDPM or DPM-Solver++ / SDE-DPM-Solver++)")
@@ -530,7 +531,7 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
                         tr_t0 = gr.Slider(0.05, 1.0, 0.5, step=0.01, label="t0 (noise level to start from)")
                         with gr.Accordion("Parameters", open=False):
                             tr_negative = gr.Textbox(label="Negative prompt")
-                            tr_steps = gr.Number(td["steps"], label="Steps", precision=0, minimum=1, maximum=1000)
+                            tr_steps = gr.Number(td["steps"], label="Steps", precision=0, minimum=1, maximum=MAX_STEPS)
                             tr_guidance = gr.Slider(0.0, 20.0, cfg, step=0.1, label="CFG")
                             tr_solver = gr.Radio(["ddim", "dpmpp"], value="ddim", label="Solver")
                             tr_order = gr.Radio([1, 2], value=2, label="DPM-Solver++ order")
@@ -568,7 +569,7 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
                         de_sampler = gr.Radio(SAMPLER_RADIO, value="both", label="Sampler")
                         de_t0 = gr.Slider(0.05, 1.0, 0.7, step=0.01, label="t0 (encode ratio)")
                         with gr.Accordion("Parameters", open=False):
-                            de_steps = gr.Number(td["steps"], label="Steps", precision=0, minimum=2, maximum=1000)
+                            de_steps = gr.Number(td["steps"], label="Steps", precision=0, minimum=2, maximum=MAX_STEPS)
                             de_guidance = gr.Slider(0.0, 20.0, cfg, step=0.1, label="CFG")
                             de_draws = gr.Number(10, label="Mask: noise draws", precision=0, minimum=1)
                             de_mask_t0 = gr.Slider(0.05, 1.0, 0.5, step=0.01, label="Mask: noise level")

@@ -259,6 +259,8 @@ def diffedit(
             m = mask_to_latent(mask, y0.shape[-2:], "nearest" if official else "area")
             mask_source = "given"
         m = m.to(device=y0.device, dtype=sdt)
+        if float(m.sum()) == 0 and mask_source == "given":
+            raise SdImageError("the given edit mask is empty (no white pixels): nothing to edit")
         if float(m.sum()) == 0:
             raise SdImageError("the edit mask is empty: source and target prompts do not differ anywhere "
                                "(try other prompts or pass --mask)")

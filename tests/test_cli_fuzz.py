@@ -113,7 +113,7 @@ SDIMAGE = [
     ([*TR, "--eta", "abc"], "invalid float value"),
     ([*TR, "--t0", "0"], "--t0 must be in (0, 1]"),
     ([*TR, "--t0", "inf"], "--t0 must be a finite number"),
-    ([*TR, "--steps", "5000"], "--steps must be in [1, 1000]"),
+    ([*TR, "--steps", "5000"], "--steps must be in [1, 999]"),
     ([*TR, "--seed", str(2 ** 70)], "--seed must be in [0, 2**63 - 1]"),
     ([*TR, "--seed", "-1"], "--seed must be in [0, 2**63 - 1]"),
     ([*TR, "--device", "banana"], "--device 'banana' is not a device"),
@@ -131,7 +131,7 @@ SDIMAGE = [
     (["inpaint", *SD, "--mask", "{d}/file"], "cannot read mask"),
     ([*DE, "--mask-t0", "2"], "--mask-t0 must be in (0, 1]"),
     ([*DE, "--mask-draws", "0"], "--mask-draws must be >= 1"),
-    (["reconstruct", *SD, "--steps", "0"], "--steps must be in [1, 1000]"),
+    (["reconstruct", *SD, "--steps", "0"], "--steps must be in [1, 999]"),
     ([*DR, "--alpha", "nan"], "--alpha must be a finite number"),
     ([*DR, "--guidance", "nan"], "--guidance must be a finite number"),
     ([*DR, "--guidance", "0.5"], "--guidance must be >= 1"),
@@ -276,3 +276,127 @@ def test_every_shipped_toy_config_passes_the_checks():
     for cls in (EditingConfig, KLCurvesConfig, StudyConfig, ScoreErrorConfig, TrainConfig):
         for make in (cls, getattr(cls, "quick", cls), getattr(cls, "tiny", cls)):
             validate_config(make())
+
+
+# --------------------------------------------------------------------------------------------------- issue 23
+@pytest.fixture(scope="module")
+def ro(tmp_path_factory):
+    """A folder that cannot be written: a chmod-555 folder for a normal user; as root (which writes there anyway)
+    /sys, which root cannot write either.  Skipped where neither holds."""
+    d = tmp_path_factory.mktemp("readonly")
+    if os.geteuid() != 0:
+        d.chmod(0o555)
+        yield d
+        d.chmod(0o755)
+        return
+    try:
+        Path("/sys/.sdimage-probe").write_bytes(b"")
+    except OSError:
+        yield Path("/sys")
+        return
+    os.unlink("/sys/.sdimage-probe")
+    pytest.skip("no read-only folder here (root, and /sys is writable)")
+
+
+RO = [  # every output location is probed before the model loads / any work (exit 2, one line, nothing written)
+    ("theory", ["demo", "--quick", "--out", "{ro}/theory"]),
+    ("toy", ["editing", "--quick", "--out", "{ro}/toy"]),
+    ("toy", ["digits", "drag", "--out", "{ro}/digits"]),
+    ("sdimage", [*(a.replace("{d}/out.png", "{ro}/o.png") for a in TR)]),
+    ("sdimage", [*(a.replace("{d}/out.png", "{ro}/o.png") for a in DR)]),
+    ("sdimage", ["make-tiny-model", "{ro}/tiny"]),
+    ("sdimage", [*DB[:-2], "--root", "{d}/bench_ok", "--out", "{ro}/bench"]),
+    ("sdimage", ["drag", *DR[1:], "--save-intermediates", "{ro}/frames"]),
+    ("sdimage", ["gui", "--model", "{d}/no-model", "--out-dir", "{ro}/gui"]),
+]
+
+
+@pytest.mark.parametrize("cli, argv", RO, ids=[f"{c} {a[0]}" for c, a in RO])
+def test_unwritable_output_is_refused_first(ws, ro, capsys, cli, argv):
+    import importlib
+
+    main = importlib.import_module(f"{cli}.cli").main
+    before = _snapshot(ws)
+    code, err = _in_process(main, [a.format(d=ws, ro=ro) for a in argv], capsys)
+    _assert_rule(code, err, "is not writable")
+    assert _snapshot(ws) == before
+
+
+@pytest.fixture(scope="module")
+def hostile_images(tmp_path_factory):
+    """A PNG whose header claims 10000² pixels (Pillow warns of a decompression bomb), an all-127 mask (a warning,
+    then empty) and a 65×63 image (resized, with a warning)."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    d = tmp_path_factory.mktemp("hostile")
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    head = chunk(b"IHDR", struct.pack(">IIBBBBB", 10_000, 10_000, 8, 2, 0, 0, 0))
+    (d / "huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + head + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                                 + chunk(b"IEND", b""))
+    Image.new("L", (64, 64), 127).save(d / "m127.png")
+    Image.new("RGB", (65, 63), (90, 120, 30)).save(d / "odd.png")
+    Image.new("L", (32, 32), 255).save(d / "m32.png")
+    return d
+
+
+WARN = [  # refused runs: the error line and no warning line before it
+    (["translate", "--image", "{h}/huge.png", "--prompt", "x"], "cannot read image"),
+    (["inpaint", "--image", "{d}/img.png", "--mask", "{h}/m127.png"], "is empty"),
+    (["diffedit", "--image", "{d}/img.png", "--mask", "{h}/m127.png", "--source-prompt", "a", "--target-prompt", "b"],
+     "is empty"),
+    (["inpaint", "--image", "{h}/odd.png", "--mask", "{h}/m32.png"], "mask"),
+]
+
+
+@pytest.mark.parametrize("argv, expect", WARN, ids=["hugehdr", "inpaint-mask-127", "diffedit-mask-127", "odd-img"])
+def test_refused_run_prints_no_warning(ws, tiny_model, hostile_images, capsys, argv, expect):
+    from sdimage.cli import main
+
+    before, state = _snapshot(ws), _global_state()
+    args = [argv[0], "--model", str(tiny_model), "--out", f"{ws}/out.png", "--steps", "2", "--no-progress",
+            *[a.format(d=ws, h=hostile_images) for a in argv[1:]]]
+    code, err = _in_process(main, args, capsys)
+    _assert_rule(code, err, expect)
+    assert _snapshot(ws) == before and _global_state() == state
+
+
+def test_dragbench_refuses_string_coordinates(ws, capsys, tmp_path):
+    from sdimage.cli import main
+
+    s = tmp_path / "bench" / "s"
+    s.mkdir(parents=True)
+    for f in ("origin_image.png", "mask.png"):
+        (s / f).write_bytes((ws / "bench_ok" / "s" / f).read_bytes())
+    (s / "prompt.json").write_text('{"prompt": "x", "source": [["10", 10]], "target": [[20, 12]]}')
+    code, err = _in_process(main, [*(a.format(d=ws) for a in DB[:-2]), "--out", str(tmp_path / "res"), "--root",
+                                   str(tmp_path / "bench")], capsys)
+    _assert_rule(code, err, "not a number: '10'")
+    assert not (tmp_path / "res").exists()
+
+
+def test_largest_accepted_steps_builds_every_preset(ws, tiny_model, capsys):
+    """Every --steps the checks accept builds the schedule of every preset (1000 asked SD's steps_offset=1 config for
+    timestep 1000: ValueError / IndexError inside); 1000 is refused before any work."""
+    from sdimage.cli import main
+    from sdimage.cli_common import MAX_STEPS
+    from sdimage.drag import DragConfig, drag_grids
+    from sdimage.loading import load_pipeline
+
+    code, err = _in_process(main, [a.format(d=ws) for a in DR] + ["--steps", "1000", "--t0", "0.05"], capsys)
+    _assert_rule(code, err, f"--steps must be in [1, {MAX_STEPS}]")
+    pipe = load_pipeline(str(tiny_model))
+    for preset in ("official", "clean", "fast"):
+        for t0 in (0.05, 0.6, 1.0):
+            try:
+                config = DragConfig(steps=MAX_STEPS, t0=t0, preset=preset).validate()
+            except ValueError:  # the official preset's own t0 rule
+                assert preset == "official"
+                continue
+            back, _ = drag_grids(pipe, config, (8, 8))
+            assert len(back) == int(t0 * MAX_STEPS) + 1 or preset == "official"  # points: steps + 1

@@ -138,7 +138,7 @@ def _runs(ws):
     ("mask size", "the mask is 32x32 but the image is 64x64"),
     ("odd size", "the image is 63x64, not divisible by 2"),
     ("sampler", "sampler must be one of sde, ode, both"),
-    ("steps", "steps must be at most 1000"),
+    ("steps", "steps must be at most 999"),
     ("t0", "t0 must be in"),
 ])
 def test_drag_bad_input_is_one_clear_line(ws, image, mask, case, words):
