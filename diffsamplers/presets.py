@@ -31,13 +31,14 @@ below; a value the user gives wins), chosen by measurement on the shapes bed and
 ====================  ================================================  =============================================
 default               ``"official"`` / ``"clean"``                      ``"fast"``
 ====================  ================================================  =============================================
-solver                η-DDIM: Cycle-SDE (η = 1) record/replay (SDE),    DPM-Solver++ 2M: SDE-DPM-Solver++ record and
-                      DDIM inversion + DDIM (ODE)                       exact replay (SDE), 2M inversion + 2M (ODE)
+solver                η-DDIM: Cycle-SDE (η = 1) record/replay (SDE),    ``solver`` / ``order`` (the study chose DDIM;
+                      DDIM inversion + DDIM (ODE)                       "dpmpp": SDE-DPM-Solver++ 2M record and exact
+                                                                        replay, 2M inversion + 2M)
 drag grid             200 steps (K = int(t0·200) per pass)              ``drag_steps``
 drag operations       one per 2 px of the longest drag                  ``drag_step_size`` (inf: the whole drag as one
                                                                         paste of the window, as RegionDrag)
 LoRA (sdimage)        100 steps                                         ``lora_steps``
-DiffEdit / SDEdit /   50 steps, DDIM                                    ``edit_steps``, DPM-Solver++ 2M
+DiffEdit / SDEdit /   50 steps, DDIM                                    ``edit_steps``, the preset's solver
 reconstruct
 ====================  ================================================  =============================================
 """
@@ -55,7 +56,7 @@ from .edits import PRESETS, check_preset
 from .grid import Grid
 
 __all__ = ["PRESETS", "check_preset", "ramp", "linear_ramp", "cosine_ramp", "official_num_steps", "official_grids",
-           "PresetDefaults", "PRESET_DEFAULTS", "preset_defaults"]
+           "PresetDefaults", "PRESET_DEFAULTS", "preset_defaults", "solver_label", "describe_preset"]
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,28 @@ PRESET_DEFAULTS: Mapping[str, PresetDefaults] = MappingProxyType({
     "official": PresetDefaults("ddim", 2, 200, 2.0, 100, 50),
     "clean": PresetDefaults("ddim", 2, 200, 2.0, 100, 50),
     # chosen on the shapes bed and the digits (benchmarks/fast_study.py, docs/fast.md)
-    "fast": PresetDefaults("dpmpp", 2, 20, math.inf, 0, 20),
+    "fast": PresetDefaults("ddim", 2, 20, math.inf, 0, 20),
 })
 
 
 def preset_defaults(preset: str) -> PresetDefaults:
     """The :class:`PresetDefaults` of ``preset``."""
     return PRESET_DEFAULTS[check_preset(preset)]
+
+
+def solver_label(solver: str, order: int = 2) -> str:
+    """A solver's name for help texts and metadata: ``"DDIM"`` or ``"DPM-Solver++ 2M"`` (``"1S"`` at order 1)."""
+    return "DDIM" if solver == "ddim" else f"DPM-Solver++ {order}{'M' if order == 2 else 'S'}"
+
+
+def describe_preset(preset: str) -> str:
+    """One line: what ``preset`` runs by default (solver, drag grid and operations, LoRA, edit steps)."""
+    d = preset_defaults(preset)
+    ops = "the whole drag as one operation" if math.isinf(d.drag_step_size) else \
+        f"one drag operation per {d.drag_step_size:g} latent px"
+    lora = "no LoRA" if d.lora_steps == 0 else f"{d.lora_steps} LoRA steps"
+    return (f"{solver_label(d.solver, d.order)}, {d.drag_steps}-step drag grid, {ops}, {lora}, {d.edit_steps} steps "
+            f"for DiffEdit / SDEdit / reconstruct")
 
 Ramp = Callable[[int, int], float]
 

@@ -11,6 +11,8 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+from cliutil import check_int
+
 from . import drag_cli
 from .cli_common import (Parser, add_model_args, add_preset_arg, add_sampling_args, check_input_file, check_model_args,
                          check_number, check_out_path, check_size, check_steps, pipeline_from_args,
@@ -155,8 +157,9 @@ def _cmd_diffedit(args) -> int:
     _check_common(args)
     if args.mask is not None:
         check_input_file(args.mask, "mask")
-    if args.mask_draws < 1:
-        raise SdImageError(f"--mask-draws must be >= 1, got {args.mask_draws}")
+    from .gui_limits import MAX_MASK_DRAWS
+
+    check_int(args.mask_draws, "--mask-draws", 1, MAX_MASK_DRAWS, error=SdImageError)
     if args.preset == "official" and args.sampler == "sde":
         from .model import check_official_steps
 
@@ -211,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_cmd_make_tiny)
 
     def solver_args(q, preset: bool = False, eta: bool = True, negative: bool = True):
-        dflt = "the --preset's: ddim for official, dpmpp for fast" if preset else "ddim"
+        dflt = "the --preset's (diffsamplers.presets.PRESET_DEFAULTS)" if preset else "ddim"
         q.add_argument("--solver", choices=["ddim", "dpmpp"], default=None if preset else "ddim",
                        help=f"ddim: DDIM (ode) / DDPM (sde); dpmpp: DPM-Solver++ (ode) / SDE-DPM-Solver++ (sde) "
                             f"(default {dflt})")

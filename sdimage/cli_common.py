@@ -150,14 +150,12 @@ def add_preset_arg(p: argparse.ArgumentParser, rules: bool = True) -> None:
     """--preset official|clean|fast (drag and DiffEdit: rules and defaults, docs/drag.md, docs/sdimage.md;
     translate / reconstruct: defaults only, ``rules=False``)."""
     from diffsamplers import PRESETS
-    from diffsamplers.presets import preset_defaults
+    from diffsamplers.presets import describe_preset
 
-    f, o = preset_defaults("fast"), preset_defaults("official")
     what = ("official: reproduce the paper's code (default); clean: this package's consistent rules; fast: the "
             "clean rules with " if rules else "official: the paper's sampler (default); fast: ")
     p.add_argument("--preset", choices=list(PRESETS), default="official",
-                   help=f"{what}DPM-Solver++ {f.order}M and {f.edit_steps} steps instead of DDIM and {o.edit_steps} "
-                        f"(--solver, --order, --steps given win; docs/fast.md)")
+                   help=f"{what}{describe_preset('fast')} (--solver, --order, --steps given win; docs/fast.md)")
 
 
 def resolve_preset_args(args, steps_field: str = "edit_steps") -> None:

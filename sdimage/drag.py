@@ -24,8 +24,9 @@ a field or flag the user gives wins), chosen by the study in docs/fast.md:
 =====================  =========================================  ==============================================
 default                ``"official"`` / ``"clean"``               ``"fast"``
 =====================  =========================================  ==============================================
-solver                 DDIM: Cycle-SDE with η = 1 (SDE), DDIM     DPM-Solver++ 2M: SDE-DPM-Solver++ record and
-                       inversion + DDIM (ODE)                     exact replay (SDE); 2M inversion + 2M (ODE)
+solver                 DDIM: Cycle-SDE with η = 1 (SDE), DDIM     the preset's ``solver`` (the study chose DDIM;
+                       inversion + DDIM (ODE)                     ``--solver dpmpp``: SDE-DPM-Solver++ 2M with
+                                                                  exact record and replay, 2M inversion + 2M)
 steps                  200 (K = 120 per pass at t0 = 0.6)         the preset's ``drag_steps``
 step_size              2 latent px per operation                  the preset's ``drag_step_size`` (inf: the
                                                                   whole drag as one paste, as RegionDrag)

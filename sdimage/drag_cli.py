@@ -18,7 +18,7 @@ __all__ = ["add_parsers", "config_from_args"]
 
 def _drag_params(q: argparse.ArgumentParser) -> None:
     from diffsamplers import PRESETS, SOLVERS
-    from diffsamplers.presets import preset_defaults
+    from diffsamplers.presets import describe_preset, preset_defaults
 
     from .drag import DragConfig
 
@@ -47,9 +47,9 @@ def _drag_params(q: argparse.ArgumentParser) -> None:
     g.add_argument("--lora-cache", default=None, help="LoRA cache folder (default $SDIMAGE_CACHE or ~/.cache/sdimage)")
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--preset", choices=list(PRESETS), default=d.preset,
-                   help="official: reproduce the paper's code (default); clean: centred (2r+1)^2 window, exact "
-                        "ramps and grid; fast: the clean rules with DPM-Solver++ 2M, fewer steps and operations and "
-                        "no LoRA by default, about a tenth of the model calls (docs/drag.md, docs/fast.md)")
+                   help=f"official: reproduce the paper's code (default); clean: centred (2r+1)^2 window, exact "
+                        f"ramps and grid; fast: the clean rules with {describe_preset('fast')} (docs/drag.md, "
+                        f"docs/fast.md)")
     g.add_argument("--solver", choices=list(SOLVERS), default=None,
                    help=f"ddim: Cycle-SDE / DDIM inversion (the paper); dpmpp: SDE-DPM-Solver++ / DPM-Solver++ "
                         f"(default: the preset's; official {d.solver}, fast {f.solver})")

@@ -64,6 +64,9 @@ def _open_any(value, what: str):
         p = Path(value)
         if not p.is_file():
             raise SdImageError(f"{what} file {str(p)!r} does not exist")
+        from .gui_limits import check_upload_file
+
+        check_upload_file(p, what)  # an image, and not too many pixels: from the header, before decoding
         try:
             with Image.open(p) as im:
                 im.load()
@@ -360,15 +363,18 @@ def _warning_notes(caught) -> list[str]:
     return out
 
 
-def _check_task_image(image, mask, factor: int) -> tuple[Any, Any, list[str]]:
-    """Tasks (not drag) resize an image whose size is not a multiple of the VAE factor down, as the CLI does."""
+def _check_task_image(image, mask, factor: int, max_side: int | None = None) -> tuple[Any, Any, list[str]]:
+    """Tasks (not drag) resize an image down so its longer side is at most ``max_side`` (the server's --max-side,
+    whichever way the image came: the page or the API) and its sides are multiples of the VAE factor, as the CLI
+    does; a mask goes with it (nearest neighbour)."""
     from PIL import Image
 
     notes = []
-    size = fit_size(*image.size, factor)
+    size = fit_size(*image.size, factor, max_side)
     if size != image.size:
-        notes.append(f"image {image.size[0]}x{image.size[1]} is not divisible by {factor}; resized to "
-                     f"{size[0]}x{size[1]}")
+        why = f"longer than --max-side {max_side}" if max_side and max(image.size) > max_side else \
+            f"not divisible by {factor}"
+        notes.append(f"image {image.size[0]}x{image.size[1]} is {why}; resized to {size[0]}x{size[1]}")
         image = image.resize(size, Image.LANCZOS)
         if mask is not None:
             mask = mask.resize(size, Image.NEAREST)
@@ -405,6 +411,23 @@ def _side_by_side_gif(gifs: dict[str, str], out: Path, duration_ms: int = 400) -
 
 
 # -------------------------------------------------------------------------------------------------------- drag
+def _fit_drag_inputs(image, mask, points: str, factor: int, max_side: int):
+    """An image longer than ``max_side`` scaled down (:func:`fit_size`), its mask (nearest neighbour) and its points
+    (floor(p · new / old), inside the image) with it; returns (image, mask, points, note)."""
+    from PIL import Image
+
+    w0, h0 = image.size
+    pairs = [(s, t) for s, t in zip(*points_for_image(points, w0, h0))]
+    mask = as_mask(mask, (w0, h0))
+    w, h = fit_size(w0, h0, factor, max_side)
+    sc = lambda p: (min(w - 1, p[0] * w // w0), min(h - 1, p[1] * h // h0))  # noqa: E731
+    image = image.resize((w, h), Image.LANCZOS)
+    if mask is not None:
+        mask = mask.resize((w, h), Image.NEAREST)
+    note = f"image {w0}x{h0} is longer than --max-side {max_side}: resized to {w}x{h}, the points with it"
+    return image, mask, format_points([(sc(s), sc(t)) for s, t in pairs]), note
+
+
 def run_drag(
     ws: Workspace,
     image,
@@ -452,6 +475,10 @@ def run_drag(
     image = as_rgb(image)
     w, h = image.size
     factor = ws.factor()
+    scaled_note = None
+    if ws.max_side and max(w, h) > ws.max_side:  # an API upload (the page scales on upload): points go with it
+        image, mask, points, scaled_note = _fit_drag_inputs(image, mask, points, factor, ws.max_side)
+        w, h = image.size
     if w % factor or h % factor:
         raise SdImageError(f"the image is {w}x{h}, not divisible by {factor} (the model's latent factor): resize it to "
                            f"{w - w % factor}x{h - h % factor} first (the page does this on upload)")
@@ -502,6 +529,8 @@ def run_drag(
     notes: list[str] = []
     if mask is None:
         notes.append("no mask painted: the whole image is editable")
+    if scaled_note:
+        notes.append(scaled_note)
     with ws.lock, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for name in samplers:
@@ -595,6 +624,25 @@ def _check_steps_seed(steps: int, seed: int, guidance: float | None = None) -> t
     return steps, seed
 
 
+def _as_int(v, name: str) -> int:
+    """An integer input (a whole float such as 10.0 from a number box, or a numeric string, is accepted)."""
+    try:
+        f = float(v)
+        if f.is_integer():
+            return int(f)
+    except (TypeError, ValueError, OverflowError):
+        pass
+    raise SdImageError(f"{name} must be an integer, got {v!r}")
+
+
+def _check_order(order) -> int:
+    """The DPM-Solver++ order: 1 or 2 (as a number or as the radio's string '1' / '2')."""
+    o = _as_int(2 if order in (None, "") else order, "order")
+    if o not in (1, 2):
+        raise SdImageError(f"order must be 1 or 2, got {order!r}")
+    return o
+
+
 def _check_fraction(v, name: str) -> float:
     import math
 
@@ -625,7 +673,8 @@ def run_inpaint(
     strength = _check_fraction(strength, "strength")
     if solver not in ("ddim", "dpmpp"):
         raise SdImageError(f"solver must be ddim or dpmpp, got {solver!r}")
-    image, mask, notes = _check_task_image(image, mask, ws.factor())
+    order = _check_order(order)
+    image, mask, notes = _check_task_image(image, mask, ws.factor(), ws.max_side)
     x, m = _image_tensor(image), _mask_tensor(mask)
     meta = _common_meta(ws, "inpaint", samplers, image, prompt=prompt, negative_prompt=negative_prompt, steps=steps,
                         guidance=guidance, solver=solver, order=int(order), strength=strength, seed=seed,
@@ -656,7 +705,8 @@ def run_translate(
     t0 = _check_fraction(t0, "t0")
     if solver not in ("ddim", "dpmpp"):
         raise SdImageError(f"solver must be ddim or dpmpp, got {solver!r}")
-    image, _, notes = _check_task_image(image, None, ws.factor())
+    order = _check_order(order)
+    image, _, notes = _check_task_image(image, None, ws.factor(), ws.max_side)
     x = _image_tensor(image)
     meta = _common_meta(ws, "translate", samplers, image, prompt=prompt, negative_prompt=negative_prompt, t0=t0,
                         steps=steps, guidance=guidance, solver=solver, order=int(order), seed=seed)
@@ -675,7 +725,7 @@ def run_diffedit(
 ) -> EditOutput:
     """DiffEdit (:func:`sdimage.tasks.diffedit`) from ``source_prompt`` to ``target_prompt`` with SDE, ODE or both
     (same seed); ``mask`` (white = edit) replaces the automatic mask, None = automatic.  The preset sets the solver
-    and, when ``steps`` is None, the steps (official 50 with DDIM; fast: DPM-Solver++ 2M, fewer steps)."""
+    and, when ``steps`` is None, the steps (:data:`diffsamplers.presets.PRESET_DEFAULTS`: official 50 with DDIM)."""
     from diffsamplers import PRESETS
     from diffsamplers.presets import preset_defaults
 
@@ -693,16 +743,20 @@ def run_diffedit(
     steps, seed = _check_steps_seed(pd.edit_steps if steps is None else steps, seed, guidance)
     t0 = _check_fraction(t0, "t0")
     mask_t0 = _check_fraction(mask_t0, "mask t0")
-    if int(mask_draws) < 1:
-        raise SdImageError(f"mask draws must be >= 1, got {mask_draws}")
+    from cliutil import check_int
+
+    from .gui_limits import MAX_MASK_DRAWS
+
+    check_int(_as_int(mask_draws, "mask draws"), "mask draws", 1, MAX_MASK_DRAWS, error=SdImageError)
     mask = as_mask(mask, image.size)
-    if mask is not None and not (np.asarray(mask) >= 128).any():
-        mask = None  # nothing painted: the automatic mask
+    if mask is not None and not (np.asarray(mask) >= 128).any():  # as the CLI: a given mask must mark something
+        raise SdImageError("the given mask is empty (no white pixel): nothing to edit (send no mask for DiffEdit's "
+                           "automatic mask)")
     if preset == "official" and "sde" in samplers:
         from .model import check_official_steps
 
         check_official_steps(t0, steps, "the official DiffEdit-SDE")
-    image, mask, notes = _check_task_image(image, mask, ws.factor())
+    image, mask, notes = _check_task_image(image, mask, ws.factor(), ws.max_side)
     x = _image_tensor(image)
     m = None if mask is None else _mask_tensor(mask)
     meta = _common_meta(ws, "diffedit", samplers, image, source_prompt=source_prompt, target_prompt=target_prompt,
@@ -728,19 +782,14 @@ def metadata_text(meta: dict) -> str:
 # ------------------------------------------------------------------------------------------------------ presets
 def preset_note(preset: str) -> str:
     """One paragraph for the page: what the chosen preset runs and, for ``fast``, what it trades (docs/fast.md)."""
-    from diffsamplers.presets import preset_defaults
-
     if preset == "official":
         return ("**official**: the paper's code — DDIM / Cycle-SDE, 200 steps (120 per pass at t0 = 0.6), one "
                 "operation per 2 latent px, 100 LoRA steps: 240 model calls per operation.")
     if preset == "clean":
         return "**clean**: the official settings with a centred window and exact ramps and grid (docs/drag.md)."
-    f = preset_defaults("fast")
-    ops = "the whole drag as one paste" if f.drag_step_size == float("inf") else \
-        f"one operation per {f.drag_step_size:g} latent px"
-    lora = "no LoRA" if f.lora_steps == 0 else f"{f.lora_steps} LoRA steps"
-    return (f"**fast**: DPM-Solver++ {f.order}M (exact Cycle-SDE record and replay), {f.drag_steps} steps, {ops}, "
-            f"{lora}. {FAST_TRADE}")
+    from diffsamplers.presets import describe_preset
+
+    return f"**fast**: {describe_preset('fast')}. {FAST_TRADE}"
 
 
 FAST_TRADE = ("It trades: at least 10x fewer model calls than official; on the shapes bed, where the right answer is "
