@@ -50,6 +50,9 @@ def add_parser(sub) -> None:
     q.add_argument("--share", action="store_true", help="also open a public *.gradio.live link (off by default)")
     q.add_argument("--max-side", type=int, default=512,
                    help="uploaded images are scaled down so the longer side is at most this (default 512; 0 = keep)")
+    q.add_argument("--max-upload-mb", type=float, default=None,
+                   help="largest upload in megabytes (default 50); images of more than 25 megapixels are refused "
+                        "from their header, before decoding")
     q.add_argument("--out-dir", default=None, help="folder for the results (default: a new temporary folder)")
     q.add_argument("--lora-cache", default=None,
                    help="LoRA cache folder (default, as the CLI: $SDIMAGE_CACHE/drag_lora or "
@@ -65,6 +68,10 @@ def _cmd_gui(args) -> int:
         raise SdImageError(f"--port must be in [1, 65535], got {args.port}")
     if args.max_side < 0:
         raise SdImageError(f"--max-side must be >= 0, got {args.max_side}")
+    if args.max_upload_mb is not None:
+        from cliutil import check_number
+
+        check_number(args.max_upload_mb, "--max-upload-mb", 0.0, 10_000.0, lo_open=True, error=SdImageError)
     if args.out_dir is not None:
         from pathlib import Path
 
@@ -78,7 +85,7 @@ def _cmd_gui(args) -> int:
     print(f"sdimage gui: model {args.model} on {args.device}; serving {where}http://{args.host}:{args.port} "
           "(Ctrl+C to stop)", flush=True)
     try:
-        launch(app, host=args.host, port=args.port, share=args.share)
+        launch(app, host=args.host, port=args.port, share=args.share, max_upload_mb=args.max_upload_mb)
     except OSError as err:  # the port was taken meanwhile, or the host is not an address of this machine
         raise SdImageError(f"cannot serve on {args.host}:{args.port}: {str(err).splitlines()[0]}") from None
     return 0
@@ -112,11 +119,17 @@ def _import_gradio():
     return gr
 
 
-def launch(app, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False, block: bool = True, **kw):
-    """Start the server (``block=False``: return at once, for tests; stop with ``app.close()``)."""
+def launch(app, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False, block: bool = True,
+           max_upload_mb: float | None = None, **kw):
+    """Start the server (``block=False``: return at once, for tests; stop with ``app.close()``).  Uploads larger than
+    ``max_upload_mb`` (default :data:`sdimage.gui_limits.MAX_UPLOAD_MB`) are refused by Gradio."""
+    from .gui_limits import MAX_UPLOAD_MB
+
     out_dir = app.sdimage_workspace.out_dir
+    mb = MAX_UPLOAD_MB if max_upload_mb is None else max_upload_mb
     return app.launch(server_name=host, server_port=port, share=bool(share), prevent_thread_lock=not block,
-                      allowed_paths=[out_dir], show_error=False, quiet=not block, css=CSS, **kw)
+                      allowed_paths=[out_dir], show_error=False, quiet=not block, css=CSS,
+                      max_file_size=f"{mb:g}mb", **kw)
 
 
 # ----------------------------------------------------------------------------------------------------- the app
@@ -142,6 +155,7 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
     from . import gui_handlers as H
     from .cli_common import MAX_STEPS
     from .drag import DragConfig
+    from .gui_limits import MAX_MASK_DRAWS, guard_uploads
 
     if out_dir is None:
         out_dir = tempfile.mkdtemp(prefix="sdimage-gui-")
@@ -160,9 +174,8 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
     def fail(err: BaseException):
         if not isinstance(err, SdImageError):
             log.exception("sdimage gui: unexpected error", exc_info=err)
-        import html
-
-        return gr.Error(html.escape(_message(err)), print_exception=False)
+        # plain text: an API client reads it as written; the page's toast sanitises what it renders (Gradio)
+        return gr.Error(_message(err), print_exception=False)
 
     def guarded(fn):
         """UI helpers: any problem becomes a one-line message in the page."""
@@ -350,7 +363,7 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
                          progress=gr.Progress(track_tqdm=True)):
         try:
             out = H.run_inpaint(ws, image, mask, prompt or "", sampler, negative_prompt=negative_prompt or "",
-                                steps=steps, guidance=guidance, solver=solver, order=int(order or 2),
+                                steps=steps, guidance=guidance, solver=solver, order=order,
                                 strength=strength, seed=seed, on_progress=task_progress(progress))
         except Exception as err:  # noqa: BLE001
             raise fail(err) from None
@@ -360,7 +373,7 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
                            progress=gr.Progress(track_tqdm=True)):
         try:
             out = H.run_translate(ws, image, prompt or "", sampler, t0=t0, negative_prompt=negative_prompt or "",
-                                  steps=steps, guidance=guidance, solver=solver, order=int(order or 2), seed=seed,
+                                  steps=steps, guidance=guidance, solver=solver, order=order, seed=seed,
                                   on_progress=task_progress(progress))
         except Exception as err:  # noqa: BLE001
             raise fail(err) from None
@@ -381,7 +394,8 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
     img_kw = dict(format="png", buttons=["download", "fullscreen"], elem_classes=["sdimage-result"], height=300)
 
     def hidden_image(elem_id):
-        return gr.Image(type="filepath", image_mode=None, format="png", visible=False, elem_id=elem_id)
+        return guard_uploads(gr.Image(type="filepath", image_mode=None, format="png", visible=False, elem_id=elem_id),
+                             "mask" if "mask" in elem_id else "image", fail)
 
     def results_row(prefix: str):
         with gr.Row(equal_height=True):
@@ -389,10 +403,18 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
             b = gr.Image(label="ODE", type="pil", interactive=False, elem_id=f"{prefix}-ode", **img_kw)
         return a, b
 
+    def order_radio():
+        """The DPM-Solver++ order, advertised to API clients as the strings '1' / '2'; the numbers 1 / 2 (what
+        earlier scripts sent) are accepted too."""
+        radio = gr.Radio(["1", "2"], value="2", label="DPM-Solver++ order")
+        inner = radio.preprocess
+        radio.preprocess = lambda v: inner(str(v) if isinstance(v, int) and not isinstance(v, bool) else v)
+        return radio
+
     def editor(label, elem_id):
-        return gr.ImageEditor(label=label, type="pil", image_mode="RGBA", sources=["upload", "clipboard"],
-                              brush=brush, eraser=gr.Eraser(default_size=12), transforms=(), layers=False,
-                              format="png", elem_id=elem_id, height=420)
+        return guard_uploads(gr.ImageEditor(label=label, type="pil", image_mode="RGBA", sources=["upload", "clipboard"],
+                                            brush=brush, eraser=gr.Eraser(default_size=12), transforms=(),
+                                            layers=False, format="png", elem_id=elem_id, height=420), "image", fail)
 
     common = dict(concurrency_id="pipeline", concurrency_limit=1)  # one edit at a time, whichever tab
     ui = dict(api_visibility="private", show_progress="hidden")  # page helpers: not part of the API
@@ -501,7 +523,7 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
                             in_guidance = gr.Slider(0.0, 20.0, cfg, step=0.1, label="CFG")
                             in_solver = gr.Radio(["ddim", "dpmpp"], value="ddim",
                                                  label="Solver (DDIM/DDPM or DPM-Solver++ / SDE-DPM-Solver++)")
-                            in_order = gr.Radio([1, 2], value=2, label="DPM-Solver++ order")
+                            in_order = order_radio()
                             in_strength = gr.Slider(0.01, 1.0, 1.0, step=0.01, label="Strength")
                             in_seed = gr.Number(0, label="Seed", precision=0)
                         in_btn = gr.Button("Inpaint", variant="primary", elem_id="inpaint-run")
@@ -523,8 +545,8 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
             with gr.Tab("Translate (SDEdit)", id="translate"):
                 with gr.Row():
                     with gr.Column():
-                        tr_upload = gr.Image(label="Image", type="pil", sources=["upload", "clipboard"], format="png",
-                                             elem_id="translate-image")
+                        tr_upload = guard_uploads(gr.Image(label="Image", type="pil", sources=["upload", "clipboard"],
+                                                           format="png", elem_id="translate-image"), "image", fail)
                     with gr.Column():
                         tr_prompt = gr.Textbox(label="Prompt (what the result should show)")
                         tr_sampler = gr.Radio(SAMPLER_RADIO, value="both", label="Sampler")
@@ -534,7 +556,7 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
                             tr_steps = gr.Number(td["steps"], label="Steps", precision=0, minimum=1, maximum=MAX_STEPS)
                             tr_guidance = gr.Slider(0.0, 20.0, cfg, step=0.1, label="CFG")
                             tr_solver = gr.Radio(["ddim", "dpmpp"], value="ddim", label="Solver")
-                            tr_order = gr.Radio([1, 2], value=2, label="DPM-Solver++ order")
+                            tr_order = order_radio()
                             tr_seed = gr.Number(0, label="Seed", precision=0)
                         tr_btn = gr.Button("Translate", variant="primary", elem_id="translate-run")
                 tr_status = gr.Markdown(label="status")
@@ -571,7 +593,8 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
                         with gr.Accordion("Parameters", open=False):
                             de_steps = gr.Number(td["steps"], label="Steps", precision=0, minimum=2, maximum=MAX_STEPS)
                             de_guidance = gr.Slider(0.0, 20.0, cfg, step=0.1, label="CFG")
-                            de_draws = gr.Number(10, label="Mask: noise draws", precision=0, minimum=1)
+                            de_draws = gr.Number(10, label="Mask: noise draws", precision=0, minimum=1,
+                                                 maximum=MAX_MASK_DRAWS)
                             de_mask_t0 = gr.Slider(0.05, 1.0, 0.5, step=0.01, label="Mask: noise level")
                             de_preset = gr.Radio(list(PRESETS), value="official", label="Preset (fast: DPM-Solver++ "
                                                  "2M, fewer steps; docs/fast.md)")

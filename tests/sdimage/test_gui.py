@@ -180,10 +180,17 @@ def test_drag_bad_input_is_one_clear_line(ws, image, mask, case, words):
     ("diffedit", dict(target_prompt=""), "needs a source prompt"),
     ("diffedit", dict(steps=1), "official DiffEdit-SDE"),
     ("diffedit", dict(seed=-1), "seed must be in"),
+    ("diffedit", dict(mask_draws=10 ** 9), r"mask draws must be in \[1, 1000\]"),
+    ("diffedit", dict(mask="black"), "the given mask is empty"),
+    ("translate", dict(order="3"), "order must be 1 or 2"),
+    ("translate", dict(image="not-an-image"), "the image is not an image"),
 ])
 def test_task_bad_input_is_one_clear_line(ws, image, mask, task, kw, words):
     if kw.get("mask") == "black":
         kw = {**kw, "mask": Image.new("L", (64, 64), 0)}
+    if kw.get("image") == "not-an-image":
+        (ws_path := Path(ws.out_dir).parent / "notes.txt").write_text("text")
+        kw = {**kw, "image": str(ws_path)}
     base = {"inpaint": dict(image=image, mask=mask, prompt="p"),
             "translate": dict(image=image, prompt="p"),
             "diffedit": dict(image=image, source_prompt="a", target_prompt="b")}[task]
@@ -352,5 +359,65 @@ def test_gradio_client_scripts_drag(pipe, tmp_path, tiny_image_path, tiny_mask_p
         out = client.predict(handle_file(str(tiny_image_path)), "a red square", "ode", 0.5, "", 3, 7.5, "ddim", 2, 0,
                              api_name="/translate")
         assert Image.open(out[2]).size == (64, 64) and out[1] is None  # ODE only: the SDE slot stays empty
+    finally:
+        app.close()
+
+
+@pytest.mark.slow
+def test_server_bounds_every_upload_and_number(pipe, tmp_path, tiny_image_path, tiny_mask_path):
+    """Issue 23 through gradio_client: a non-image and a 6000² header on every endpoint are one plain-text line
+    (checked before decoding), numbers beyond the CLI's bounds are refused, an all-black given DiffEdit mask is
+    refused, ``order`` is accepted as the advertised string, and --max-side applies to API uploads."""
+    _require_gradio()
+    import struct
+    import zlib
+
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    from sdimage.gui import build_app, launch
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    huge = tmp_path / "huge.png"  # a 6000x6000 header over a few bytes: refused from the header, never decoded
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 6000, 6000, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    black = tmp_path / "black.png"
+    Image.new("L", (64, 64), 0).save(black)
+    big = tmp_path / "big.png"
+    with Image.open(tiny_image_path) as im:
+        im.convert("RGB").resize((128, 128)).save(big)
+
+    app = build_app(pipe, model="tiny", out_dir=str(tmp_path / "out"), lora_cache=str(tmp_path / "lora"), max_side=64)
+    port = _free_port()
+    launch(app, port=port, block=False)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        img, msk = handle_file(str(tiny_image_path)), handle_file(str(tiny_mask_path))
+        calls = {  # endpoint -> (args with the image first, keyword overrides)
+            "/drag": dict(image=img, mask=msk, points=POINTS, prompt="p", sampler="sde", steps=5, t0=0.6,
+                          step_size=4, use_lora=False),
+            "/inpaint": dict(image=img, mask=msk, prompt="p", sampler="ode", steps=2, negative_prompt=""),
+            "/translate": dict(image=img, prompt="p", sampler="ode", t0=0.5, steps=2, negative_prompt=""),
+            "/diffedit": dict(image=img, mask=msk, source_prompt="a", target_prompt="b", sampler="ode", steps=4),
+        }
+        for api, kw in calls.items():
+            for bad, words in ((text, "the image is not an image ('notes.txt'"), (huge, "6000x6000 (36.0 megapixels)")):
+                with pytest.raises(AppError) as e:
+                    client.predict(**{**kw, "image": handle_file(str(bad))}, api_name=api)
+                msg = str(e.value)
+                assert words in msg and "\n" not in msg.strip() and "&#x27;" not in msg, (api, msg)
+        with pytest.raises(AppError, match="(greater than maximum value|steps must be at most) 999"):
+            client.predict(**{**calls["/drag"], "steps": 1000}, api_name="/drag")
+        with pytest.raises(AppError, match=r"greater than maximum value 1000|mask draws must be in \[1, 1000\]"):
+            client.predict(**{**calls["/diffedit"], "mask": None, "mask_draws": 10 ** 9}, api_name="/diffedit")
+        with pytest.raises(AppError, match="the given mask is empty"):
+            client.predict(**{**calls["/diffedit"], "mask": handle_file(str(black))}, api_name="/diffedit")
+        out = client.predict(**{**calls["/translate"], "image": handle_file(str(big)), "order": "2",
+                                "solver": "dpmpp"}, api_name="/translate")
+        assert Image.open(out[2]).size == (64, 64) and "longer than --max-side 64" in out[0]  # 128² API upload
     finally:
         app.close()
