@@ -48,6 +48,11 @@ def add_parser(sub) -> None:
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it on the network)")
     q.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     q.add_argument("--share", action="store_true", help="also open a public *.gradio.live link (off by default)")
+    q.add_argument("--auth", default=None, metavar="USER:PASS",
+                   help="password for the page and the API; required with a non-loopback --host or --share")
+    q.add_argument("--auth-file", default=None, metavar="FILE", help="USER:PASS lines (instead of --auth)")
+    q.add_argument("--no-auth", action="store_true",
+                   help="serve a non-loopback --host or --share without a password (explicitly)")
     q.add_argument("--max-side", type=int, default=512,
                    help="uploaded images are scaled down so the longer side is at most this (default 512; 0 = keep)")
     q.add_argument("--max-upload-mb", type=float, default=None,
@@ -76,19 +81,36 @@ def _cmd_gui(args) -> int:
         from pathlib import Path
 
         check_writable_dir(Path(args.out_dir), "--out-dir")
+    from cliutil import warning_line, work_starts
+
+    from .gui_access import exposure_auth
+
+    auth, exposed = exposure_auth(args.host, args.share, args.auth, args.auth_file, args.no_auth)
+    if exposed:
+        warning_line(exposed)
     _check_port_free(args.host, args.port)
     _import_gradio()
     pipe = pipeline_from_args(args)
+    work_starts()
     app = build_app(pipe, model=args.model, out_dir=args.out_dir, lora_cache=args.lora_cache,
                     max_side=args.max_side or None)
     where = "a public share link and " if args.share else ""
     print(f"sdimage gui: model {args.model} on {args.device}; serving {where}http://{args.host}:{args.port} "
           "(Ctrl+C to stop)", flush=True)
     try:
-        launch(app, host=args.host, port=args.port, share=args.share, max_upload_mb=args.max_upload_mb)
+        served = launch(app, host=args.host, port=args.port, share=args.share, max_upload_mb=args.max_upload_mb,
+                        block=False, auth=auth)
     except OSError as err:  # the port was taken meanwhile, or the host is not an address of this machine
         raise SdImageError(f"cannot serve on {args.host}:{args.port}: {str(err).splitlines()[0]}") from None
-    return 0
+    if args.share and isinstance(served, tuple) and len(served) > 2 and served[2]:
+        print(f"sdimage gui: public link {served[2]}", flush=True)
+    try:  # serve until Ctrl-C, which exits 130 as every CLI does (cliutil.run_cli)
+        import time
+
+        while True:
+            time.sleep(0.5)
+    finally:
+        app.close()
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -421,3 +421,53 @@ def test_server_bounds_every_upload_and_number(pipe, tmp_path, tiny_image_path, 
         assert Image.open(out[2]).size == (64, 64) and "longer than --max-side 64" in out[0]  # 128² API upload
     finally:
         app.close()
+
+
+def test_exposure_needs_a_password(tmp_path, capsys):
+    """Issue 23: a non-loopback --host or --share without --auth / --auth-file / --no-auth is refused before the
+    model loads (one line); loopback needs nothing; malformed credentials are one line too."""
+    from sdimage.cli import main
+    from sdimage.gui_access import exposure_auth, is_loopback
+
+    nope = ["--model", str(tmp_path / "nope")]
+    for extra in (["--host", "0.0.0.0"], ["--share"]):
+        assert main(["gui", *nope, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "pass --auth USER:PASS" in err and "--no-auth" in err, err
+    assert main(["gui", *nope, "--host", "0.0.0.0", "--auth", "alice"]) == 2
+    assert "--auth must be USER:PASS" in capsys.readouterr().err
+    assert main(["gui", *nope, "--host", "0.0.0.0", "--no-auth", "--port", str(_free_port())]) == 2
+    err = capsys.readouterr().err  # --no-auth: on to the model; its error is the only line (the warning is dropped)
+    assert err.count("\n") == 1 and err.startswith("error: model folder") and "does not exist" in err, err
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and not is_loopback("0.0.0.0")
+    assert exposure_auth("127.0.0.1", False, None, None, False) == (None, None)
+    (f := tmp_path / "creds").write_text("# users\nalice:s3cret:x\n\nbob:pw\n")
+    creds, warning = exposure_auth("0.0.0.0", False, None, str(f), False)
+    assert creds == [("alice", "s3cret:x"), ("bob", "pw")] and "with a password" in warning
+    assert "WITHOUT a password" in exposure_auth("0.0.0.0", False, None, None, True)[1]
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130(tiny_model_dir, tmp_path):
+    """Issue 23: the server stops on SIGINT (Ctrl-C) with exit status 130 and one line, as every CLI."""
+    _require_gradio()
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "sdimage", "gui", "--model", str(tiny_model_dir), "--port",
+                             str(_free_port()), "--out-dir", str(tmp_path / "out")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()  # "sdimage gui: ... serving ..." once the model is loaded
+        assert "serving" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "error: interrupted", err
