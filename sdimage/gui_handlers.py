@@ -792,9 +792,10 @@ def preset_note(preset: str) -> str:
     return f"**fast**: {describe_preset('fast')}. {FAST_TRADE}"
 
 
-FAST_TRADE = ("It trades: at least 10x fewer model calls than official; on the shapes bed, where the right answer is "
-              "known, its position error and success stay within the study's bounds (docs/fast.md). Without a LoRA, "
-              "a real photo's identity is kept less well: switch it on for that.")
+FAST_TRADE = ("It trades: 10-100x fewer model calls than official (one operation, no LoRA). On the shapes bed, where "
+              "the right answer is known, SDE-Drag's position error got better and its success held, while ODE-Drag "
+              "lost 2 of 16 successes on two-object scenes with a learned model (within noise; docs/fast.md). Without "
+              "a LoRA a real photo's identity is kept less well: switch it on for that.")
 
 
 def drag_preset_fields(preset: str):

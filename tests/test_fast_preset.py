@@ -170,6 +170,12 @@ def test_study_rule_and_choice():
     d = choose(table, cfg)
     assert d["chosen"] == "c"
     assert choose({"d": table["d"]}, cfg)["chosen"] is None
+    assert choose({"d": table["d"]}, cfg)["fallback"] is None   # its failure is significant (interval > 0)
+    soft = {"e": {"c1": _paired(0.0, -0.06, -1, 30.0)},          # success -0.06 [-0.16, +0.04]: within noise
+            "f": {"c1": _paired(0.0, -0.07, -1, 60.0)},          # as soft, cheaper
+            "g": {"c1": _paired(0.3, -0.06, -1, 90.0)}}          # two failures
+    d = choose(soft, cfg)
+    assert d["chosen"] is None and d["fallback"] == "f"
 
 
 def test_fast_study_cli_refuses_bad_config(tmp_path, capsys):

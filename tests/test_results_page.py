@@ -63,7 +63,8 @@ def results(tmp_path):
     res = tmp_path / "results"
     for src, dst in (("docs/figures/toy/editing", "toy/editing"), ("docs/figures/toy/kl-curves", "toy/kl-curves"),
                      ("docs/figures/toy/study", "toy/study"), ("docs/figures/digits/exact", "digits"),
-                     ("docs/figures/shapes/quick", "toy/shapes"), ("docs/figures/toy/score-error", "toy/score-error")):
+                     ("docs/figures/shapes/quick", "toy/shapes"), ("docs/figures/toy/score-error", "toy/score-error"),
+                     ("docs/figures/fast", "toy/fast-study")):
         shutil.copytree(ROOT / src, res / dst)
     (res / "theory").mkdir(parents=True)
     cfg = load_config(ROOT / "examples/theory/example.json")
@@ -88,6 +89,8 @@ def results(tmp_path):
         {"stage": "toy score-error", "command": ["python", "-m", "toy", "score-error", *out("toy/score-error")],
          "exit_code": 0, "seconds": 1},
         {"stage": "toy shapes drag", "command": ["python", "-m", "toy", "shapes", "drag", *out("toy/shapes")],
+         "exit_code": 0, "seconds": 1},
+        {"stage": "toy fast-study", "command": ["python", "-m", "toy", "fast-study", *out("toy/fast-study")],
          "exit_code": 0, "seconds": 1},
         {"stage": "sdimage reconstruct (sde)", "command": ["python", "-m", "sdimage", "reconstruct",
                                                           *out("sdimage/reconstruct.png")], "exit_code": 0, "seconds": 1},
@@ -120,7 +123,8 @@ def test_page_lists_every_stage_and_its_numbers_equal_the_json(results):
     assert {rel for rel, _, _ in p.numbers} >= {"theory/report.json", "toy/editing/report.json",
                                                 "toy/kl-curves/report.json", "toy/study/report.json",
                                                 "digits/report.json", "sdimage/reconstruct.json",
-                                                "toy/shapes/report.json", "toy/score-error/report.json"}
+                                                "toy/shapes/report.json", "toy/score-error/report.json",
+                                                "toy/fast-study/report.json"}
     assert all((res / img).is_file() for img in p.images) and "newlab/curve.png" in p.images
     md = (res / "README.md").read_text()
     for _, _, text in p.numbers:

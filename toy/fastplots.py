@@ -20,7 +20,7 @@ def pareto_figure(rep: dict, out: Path) -> dict:
 
     colors = {"ODE": ODE_COLOR, "SDE": SDE_COLOR}
     cells = list(rep["cells"])
-    chosen = rep["decision"]["chosen"]
+    chosen = rep["decision"]["chosen"] or rep["decision"].get("fallback")
     fig = Figure(figsize=(3.6 * len(cells), 8.4))
     axes = fig.subplots(3, len(cells), squeeze=False)
     for j, cell in enumerate(cells):
@@ -43,7 +43,7 @@ def pareto_figure(rep: dict, out: Path) -> dict:
                                 color=colors[m], alpha=0.75, lw=0.8)
                     if name == chosen:
                         ax.scatter([x], [r0 + p["mean"]], s=140, facecolors="none", edgecolors="k", zorder=5,
-                                   label="fast (chosen)" if i == j == 0 and m == "SDE" else None)
+                                   label="fast preset" if i == j == 0 and m == "SDE" else None)
             ax.set_xscale("log")
             ax.xaxis.set_major_locator(FixedLocator([10, 20, 50, 100, 200, 500, 1000]))
             ax.xaxis.set_major_formatter(ScalarFormatter())
@@ -76,7 +76,10 @@ def study_markdown(rep: dict) -> str:
              f"Rule: {rep['rule']}. Picked on task seed {rep['pick_seed']}.\n",
              f"The `fast` preset runs `{rep['preset_fast']['name']}`.\n",
              f"**Chosen: `{d['chosen']}`**\n" if d["chosen"] else
-             "**No candidate meets the rule**; see the table for what each loses.\n",
+             "**No candidate meets the rule in every cell.** " + (
+                 f"Fallback (every failure within noise, fewest failures, then cheapest): `{d['fallback']}`, which "
+                 f"loses: " + "; ".join(next(r["fails"] for r in d["rows"] if r["candidate"] == d["fallback"])) + ".\n"
+                 if d.get("fallback") else "No candidate keeps its failures within noise either.\n"),
              "| candidate | cell | method | nfe | ratio | Δ position (px) | Δ success | Δ NLL |",
              "|---|---|---|---|---|---|---|---|"]
     for cell, runs in rep["cells"].items():
@@ -90,7 +93,11 @@ def study_markdown(rep: dict) -> str:
                              f"{_fmt(p['nll'])} |")
     lines += ["", "Candidates passing the rule in every cell: "
               + (", ".join(f"`{r['candidate']}` (ratio {r['min_ratio']:.1f})" for r in d["rows"] if r["passes"])
-                 or "none"), ""]
+                 or "none"), "", "What each candidate loses against the rule (ratio: the smallest over cells and "
+              "methods):", ""]
+    lines += [f"- `{r['candidate']}` (ratio {r['min_ratio']:.1f}): " + ("passes" if r["passes"] else "; ".join(r["fails"]))
+              for r in d["rows"]]
+    lines.append("")
     if rep["heldout"]:
         lines.append("## Held-out task seeds (the chosen setting and the preset's own)\n")
         for seed, by_cand in rep["heldout"].items():
