@@ -300,7 +300,8 @@ def _fast_study(results: Path, out: str) -> list[Row]:
         p = _get(rep, base)
         ok = p["position_error_px"]["mean"] <= rep["config"]["max_position"] and \
             p["success_rate"]["mean"] >= -rep["config"]["max_success_drop"] and p["nll"]["lo95"] <= 0
-        rows.append(Row(f"fast preset vs official SDE-Drag ({cell})", f"`{name}`",
+        rows.append(Row(f"fast preset vs official SDE-Drag ({cell})",
+                        f"`{name}` vs official at S = {rep['reference']['steps']}",
                         [_num(results, rel, *base, "nfe_ratio", fmt="{:.1f}"),
                          _num(results, rel, *base, "position_error_px", "mean", fmt="{:+.2f}"),
                          _num(results, rel, *base, "position_error_px", "ci95", fmt="{:.2f}"),
