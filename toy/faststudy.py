@@ -109,7 +109,6 @@ class FastStudyConfig:
         preset = preset_candidate()
         return out if preset in out else out + [preset]
 
-
     @classmethod
     def quick(cls) -> "FastStudyConfig":
         """Minutes on 2 cores (the main job's stage): exact score only, a few candidates, small task sets."""
