@@ -18,7 +18,7 @@ inversion and decoded by the plain DDIM step (η ≡ 0 is DDIM inversion + DDIM,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal, Sequence
+from typing import Literal, Sequence
 
 import torch
 from torch import Tensor
@@ -27,23 +27,13 @@ from tqdm.auto import tqdm
 from .grid import Grid
 from .noise import NoiseSource
 from .sampling import EpsModel, PostStep
-from .steps import (ModelOutput, _ddim_mean, _dpmpp_parts, as_eps, ddim_step, dpmpp_lambda, forward_step,
-                    posterior_step, split_prediction)
+from .steps import SOLVERS, as_eps, check_solver, ddim_step, forward_step, posterior_step, step_parts
 
 __all__ = ["Variant", "VARIANTS", "SOLVERS", "CycleTrace", "forward_chain", "cycle_record", "cycle_replay",
            "cycle_encode", "step_parts", "check_solver"]
 
 Variant = Literal["markov", "posterior", "independent"]
 VARIANTS: tuple[str, ...] = ("markov", "posterior", "independent")
-SOLVERS: tuple[str, ...] = ("ddim", "dpmpp")
-
-
-def check_solver(solver: str, order: int) -> None:
-    """The one check of a solver name and order (``"ddim"``: order ignored; ``"dpmpp"``: 1 or 2)."""
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-    if order not in (1, 2):
-        raise ValueError(f"order must be 1 or 2, got {order!r}")
 
 
 def _etas(eta, n: int, solver: str) -> list[float]:
@@ -60,30 +50,6 @@ def _etas(eta, n: int, solver: str) -> list[float]:
     if solver != "ddim" and any(v != 1.0 for v in vals):
         raise ValueError("a per-step eta schedule needs the ddim solver (SDE-DPM-Solver++ is the eta = 1 process)")
     return vals
-
-
-def step_parts(grid: Grid, solver: str = "ddim", order: int = 1, eta=1.0
-               ) -> Callable[[int, Tensor, ModelOutput], tuple[Tensor, float]]:
-    """A pass's step rule (i, x_t, model output) ↦ (m, c) with x_s = m + c·w: η-DDIM (paper Eq. 6) or
-    DPM-Solver++ (Lu et al. 2022; ODE where η_i = 0, else SDE-DPM-Solver++), order 2 keeping this pass's x̂_0
-    history (first and last steps order 1, as diffusers' ``DPMSolverMultistepScheduler``).  Call once per step, in order."""
-    check_solver(solver, order)
-    n = grid.num_steps
-    etas = [float(eta)] * n if isinstance(eta, (int, float)) else [float(v) for v in eta]
-    hist: dict = {"x0": None, "lam": None}
-
-    def parts(i: int, x: Tensor, out: ModelOutput) -> tuple[Tensor, float]:
-        a_t, s_t, a_s, s_s = grid.step(i)
-        if solver == "ddim":
-            return _ddim_mean(x, out, a_t, s_t, a_s, s_s, etas[i])
-        _, x0 = split_prediction(out, x, a_t, s_t)
-        use2 = order == 2 and hist["x0"] is not None and i < n - 1
-        res = _dpmpp_parts(x, x0, a_t, s_t, a_s, s_s, hist["x0"] if use2 else None, hist["lam"] if use2 else None,
-                           etas[i] > 0)
-        hist["x0"], hist["lam"] = x0, dpmpp_lambda(a_t, s_t)
-        return res
-
-    return parts
 
 
 @dataclass

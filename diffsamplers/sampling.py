@@ -13,8 +13,8 @@ from tqdm.auto import tqdm
 
 from .grid import Grid
 from .noise import NoiseSource
-from .steps import (ModelOutput, _dpmpp_parts, as_eps, ddim_step, dpmpp_lambda, dpmpp_step, predict_x0,
-                    split_prediction)
+from .steps import (ModelOutput, _dpmpp_parts, as_eps, ddim_step, dpmpp_lambda, predict_x0, split_prediction,
+                    step_parts)
 
 __all__ = ["EpsModel", "PostStep", "sample_ddim", "sample_dpmpp", "invert_ddim", "invert_dpmpp"]
 
@@ -62,25 +62,18 @@ def sample_dpmpp(
     post_step: PostStep | None = None,
     progress: bool = False,
 ) -> Tensor:
-    """DPM-Solver++ multistep (order 1 = DDIM) and SDE-DPM-Solver++ (order 1 = DDPM); first and final steps use order 1."""
+    """DPM-Solver++ multistep (order 1 = DDIM) and SDE-DPM-Solver++ (order 1 = DDPM); first and final steps use order 1
+    (the step rule of :func:`~diffsamplers.steps.step_parts`, the one Cycle-SDE records and replays)."""
     if order not in (1, 2):
         raise ValueError(f"DPM-Solver++ order must be 1 or 2, got {order}")
     if sde and noise is None:
         raise ValueError("SDE-DPM-Solver++ needs a noise source")
-    x0_prev: Tensor | None = None
-    lam_prev: float | None = None
     n = grid.num_steps
+    parts = step_parts(grid, "dpmpp", order, [1.0 if sde else 0.0] * n)
     for i in _steps(n, progress, "SDE-DPM-Solver++" if sde else "DPM-Solver++"):
-        a_t, s_t, a_s, s_s = grid.step(i)
-        _, x0 = split_prediction(model(x, grid.timesteps[i]), x, a_t, s_t)
-        use2 = order == 2 and x0_prev is not None and i < n - 1
-        w = noise(i, x) if sde and float(s_s) > 0 else None
-        x = dpmpp_step(
-            x, x0, a_t, s_t, a_s, s_s,
-            x0_prev if use2 else None, lam_prev if use2 else None, sde=sde, noise=w,
-        )
-        x0_prev = x0
-        lam_prev = float(torch.log(a_t) - torch.log(s_t))
+        x, c = parts(i, x, model(x, grid.timesteps[i]))
+        if c > 0.0:
+            x = x + c * noise(i, x)  # type: ignore[misc]
         if post_step is not None:
             x = post_step(i, x)
     return x

@@ -6,9 +6,12 @@ the general (alpha, sigma) form also covers VE schedules (alpha = 1).
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Union
+from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence, Union
 
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from .grid import Grid
 
 __all__ = [
     "Prediction",
@@ -28,7 +31,12 @@ __all__ = [
     "dpmpp_step",
     "dpmpp_noise_for_target",
     "dpmpp_lambda",
+    "SOLVERS",
+    "check_solver",
+    "step_parts",
 ]
+
+SOLVERS: tuple[str, ...] = ("ddim", "dpmpp")
 
 
 def _f(v: Tensor | float) -> float:
@@ -239,3 +247,35 @@ def dpmpp_noise_for_target(
 def dpmpp_lambda(alpha: float, sigma: float) -> float:
     """λ = log(α/σ), the DPM-Solver time (−∞ at α = 0, +∞ at σ = 0)."""
     return _lam(_f(alpha), _f(sigma))
+
+
+def check_solver(solver: str, order: int) -> None:
+    """The one check of a solver name and order (``"ddim"``: order ignored; ``"dpmpp"``: 1 or 2)."""
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2, got {order!r}")
+
+
+def step_parts(grid: "Grid", solver: str = "ddim", order: int = 1, eta: float | Sequence[float] = 1.0
+               ) -> Callable[[int, Tensor, ModelOutput], tuple[Tensor, float]]:
+    """A pass's step rule (i, x_t, model output) ↦ (m, c) with x_s = m + c·w: η-DDIM (paper Eq. 6) or
+    DPM-Solver++ (Lu et al. 2022; ODE where η_i = 0, else SDE-DPM-Solver++), order 2 keeping this pass's x̂_0
+    history (first and last steps order 1, as diffusers' ``DPMSolverMultistepScheduler``).  Call once per step, in order."""
+    check_solver(solver, order)
+    n = grid.num_steps
+    etas = [float(eta)] * n if isinstance(eta, (int, float)) else [float(v) for v in eta]
+    hist: dict = {"x0": None, "lam": None}
+
+    def parts(i: int, x: Tensor, out: ModelOutput) -> tuple[Tensor, float]:
+        a_t, s_t, a_s, s_s = grid.step(i)
+        if solver == "ddim":
+            return _ddim_mean(x, out, a_t, s_t, a_s, s_s, etas[i])
+        _, x0 = split_prediction(out, x, a_t, s_t)
+        use2 = order == 2 and hist["x0"] is not None and i < n - 1
+        res = _dpmpp_parts(x, x0, a_t, s_t, a_s, s_s, hist["x0"] if use2 else None, hist["lam"] if use2 else None,
+                           etas[i] > 0)
+        hist["x0"], hist["lam"] = x0, dpmpp_lambda(a_t, s_t)
+        return res
+
+    return parts

@@ -802,7 +802,9 @@ def drag_preset_fields(preset: str):
     """(steps, step size, use LoRA, LoRA steps, note) the drag tab shows for ``preset`` (its defaults)."""
     from .drag import DragConfig
 
-    d = DragConfig(preset=preset if preset in ("official", "clean", "fast") else "official")
+    from diffsamplers import PRESETS
+
+    d = DragConfig(preset=preset if preset in PRESETS else "official")
     step = d.step_size if d.step_size != float("inf") else 1000.0  # one operation: larger than any drag
     return d.steps, step, d.lora_steps > 0, d.lora_steps or DragConfig().lora_steps, preset_note(preset)
 
@@ -811,4 +813,6 @@ def edit_preset_steps(preset: str) -> int:
     """The DiffEdit tab's steps for ``preset`` (its default)."""
     from diffsamplers.presets import preset_defaults
 
-    return preset_defaults(preset if preset in ("official", "clean", "fast") else "official").edit_steps
+    from diffsamplers import PRESETS
+
+    return preset_defaults(preset if preset in PRESETS else "official").edit_steps

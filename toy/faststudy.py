@@ -318,6 +318,7 @@ def run_fast_study(cfg: FastStudyConfig, out: Path | None = None, cache_dir: str
                    progress=None, runs_dir: str | Path | None = None) -> dict:
     """Run every candidate and the reference on ``seeds[0]``, choose, then recheck the choice on the other seeds;
     digits for the reference and the chosen setting.  Writes ``report.json``, ``report.md`` and the Pareto figure."""
+    from .digits.metrics import mean_ci
     from .io import run_meta, write_json
     from .shapes.learned import default_cache_dir
 
@@ -356,7 +357,7 @@ def run_fast_study(cfg: FastStudyConfig, out: Path | None = None, cache_dir: str
         dc = check
         for seed in cfg.seeds:
             d = _digits_cell(cfg, dc, seed, say)
-            rep["digits"][str(seed)] = {name: {"values": {m: {k: ci_(a) for k, a in mv.items()}
+            rep["digits"][str(seed)] = {name: {"values": {m: {k: mean_ci(a) for k, a in mv.items()}
                                                           for m, mv in vals.items()},
                                                **({"paired_vs_reference": _digits_paired(vals, d["reference"])}
                                                   if name != "reference" else {})}
@@ -377,9 +378,4 @@ def run_fast_study(cfg: FastStudyConfig, out: Path | None = None, cache_dir: str
         tmp.replace(out / "report.md")
     return rep
 
-
-def ci_(a) -> dict:
-    from .digits.metrics import mean_ci
-
-    return mean_ci(a)
 
