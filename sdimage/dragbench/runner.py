@@ -28,7 +28,7 @@ import numpy as np
 
 from cliutil import write_bytes_atomic
 
-from .errors import SdImageError
+from ..errors import SdImageError
 
 __all__ = [
     "FORMATS",
@@ -409,7 +409,7 @@ def check_resume(out: str | os.PathLike, settings: dict, sample_ids=(), overwrit
 def _write_manifest(out: Path, settings: dict) -> None:
     from cliutil import write_json_atomic
 
-    from .runinfo import versions
+    from ..runinfo import versions
 
     write_json_atomic(out / MANIFEST, {"format": "sdimage.dragbench/1", "settings": settings,
                                        "result_names": "sdimage.dragbench.sample_key (key_to_id inverts it)",
@@ -444,10 +444,10 @@ def run_dragbench(
     """
     from tqdm.auto import tqdm
 
-    from .backbones import backbone
-    from .drag import DragConfig, drag
-    from .latents import image_multiple
-    from .runinfo import write_outputs
+    from ..backbones import backbone
+    from ..drag import DragConfig, drag
+    from ..latents import image_multiple
+    from ..runinfo import write_outputs
 
     config = (config or DragConfig()).validate()
     found = find_samples(root)
@@ -522,7 +522,7 @@ def evaluate_dragbench(
     """
     from tqdm.auto import tqdm
 
-    from .metrics import image_fidelity, mean_distance_sample
+    from ..metrics import image_fidelity, mean_distance_sample
 
     samples = [read_sample(p, sid) for sid, p in find_samples(root)]
     outdir = Path(out)
