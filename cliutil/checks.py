@@ -29,6 +29,8 @@ def _bad(error: type[Exception], msg: str) -> Exception:
 
 def _fmt(v) -> str:
     """A bound as written: integers exactly (2**63 - 1, not 9.22337e+18), other numbers with ``:g``."""
+    if v == MAX_SEED:
+        return "2**63 - 1"
     return str(int(v)) if isinstance(v, Integral) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e15) \
         else f"{v:g}"
 

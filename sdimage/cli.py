@@ -11,12 +11,9 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from cliutil import check_int
-
 from . import drag_cli
-from .cli_common import (Parser, add_model_args, add_preset_arg, add_sampling_args, check_input_file, check_model_args,
-                         check_number, check_out_path, check_size, check_steps, pipeline_from_args,
-                         resolve_preset_args)
+from .cli_common import (Parser, add_model_args, add_task_args, check_input_file, check_model_args, check_out_path,
+                         check_size, pipeline_from_args, task_settings_from_args)
 from .errors import SdImageError
 
 __all__ = ["main", "build_parser"]
@@ -32,13 +29,9 @@ def _size(args):
 
 
 def _check_common(args) -> None:
-    """Every check that needs no model: numbers finite and in range, device, seed, output writable, input readable."""
-    check_steps(args.steps)
-    check_number(getattr(args, "t0", None), "--t0", 0.0, 1.0, lo_open=True)
-    check_number(getattr(args, "eta", None), "--eta", 0.0, 1.0)
-    check_number(getattr(args, "guidance", None), "--guidance", 0.0)
-    check_number(getattr(args, "strength", None), "--strength", 0.0, 1.0, lo_open=True)
-    check_number(getattr(args, "mask_t0", None), "--mask-t0", 0.0, 1.0, lo_open=True)
+    """Every check that needs no model: the task's settings (their declared rules, the preset's defaults filled in),
+    device, seed, output writable, input readable."""
+    task_settings_from_args(args)
     check_size(getattr(args, "size", None))
     check_model_args(args)
     check_out_path(args.out)
@@ -119,8 +112,6 @@ def _cmd_inpaint(args) -> int:
 
     _check_common(args)
     check_input_file(args.mask, "mask")
-    if args.strength is not None and not 0.0 < args.strength <= 1.0:
-        raise SdImageError(f"--strength must be in (0, 1], got {args.strength}")
     pipe = pipeline_from_args(args)
     image = _load_image(args, pipe)
     mask = load_mask(args.mask, image, resize=_mask_resize(args, image))
@@ -137,7 +128,6 @@ def _cmd_inpaint(args) -> int:
 def _cmd_translate(args) -> int:
     from . import tasks
 
-    resolve_preset_args(args)
     _check_common(args)
     pipe = pipeline_from_args(args)
     image = _load_image(args, pipe)
@@ -153,17 +143,9 @@ def _cmd_diffedit(args) -> int:
     from . import tasks
     from .latents import load_mask
 
-    resolve_preset_args(args)
     _check_common(args)
     if args.mask is not None:
         check_input_file(args.mask, "mask")
-    from .gui_limits import MAX_MASK_DRAWS
-
-    check_int(args.mask_draws, "--mask-draws", 1, MAX_MASK_DRAWS, error=SdImageError)
-    if args.preset == "official" and args.sampler == "sde":
-        from .model import check_official_steps
-
-        check_official_steps(args.t0, args.steps, "the official DiffEdit-SDE")
     pipe = pipeline_from_args(args)
     image = _load_image(args, pipe)
     mask = load_mask(args.mask, image, resize=_mask_resize(args, image)) if args.mask else None
@@ -181,7 +163,6 @@ def _cmd_diffedit(args) -> int:
 def _cmd_reconstruct(args) -> int:
     from . import tasks
 
-    resolve_preset_args(args)
     _check_common(args)
     pipe = pipeline_from_args(args)
     image = _load_image(args, pipe)
@@ -213,40 +194,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true", help="write into a non-empty folder")
     t.set_defaults(func=_cmd_make_tiny)
 
-    def solver_args(q, preset: bool = False, eta: bool = True, negative: bool = True):
-        dflt = "the --preset's (diffsamplers.presets.PRESET_DEFAULTS)" if preset else "ddim"
-        q.add_argument("--solver", choices=["ddim", "dpmpp"], default=None if preset else "ddim",
-                       help=f"ddim: DDIM (ode) / DDPM (sde); dpmpp: DPM-Solver++ (ode) / SDE-DPM-Solver++ (sde) "
-                            f"(default {dflt})")
-        q.add_argument("--order", type=int, choices=[1, 2], default=None if preset else 2,
-                       help="DPM-Solver++ order (default 2)")
-        if eta:
-            q.add_argument("--eta", type=float, default=None,
-                           help="DDIM eta in [0, 1] (overrides --sampler: 0 = ODE, 1 = SDE); ddim solver only")
-        if negative:
-            q.add_argument("--negative-prompt", default="")
-
     q = sub.add_parser("inpaint", help="inpaint the white region of --mask")
     add_model_args(q)
     q.add_argument("--image", required=True)
     q.add_argument("--mask", required=True, help="white = inpaint, black = keep (thresholded at 0.5)")
     q.add_argument("--resize-mask", action="store_true", help="resize a mask of another size (nearest neighbour)")
     q.add_argument("--prompt", default="")
-    q.add_argument("--strength", type=float, default=1.0, help="start from this fraction of the schedule (default 1)")
-    q.add_argument("--renoise", choices=["fixed", "fresh"], default="fixed",
-                   help="known region re-noised with the initial noise (diffusers, default) or fresh noise per step")
-    solver_args(q)
-    add_sampling_args(q)
+    add_task_args(q, "inpaint")
     q.set_defaults(func=_cmd_inpaint)
 
     q = sub.add_parser("translate", help="SDEdit image-to-image translation (and its ODE counterpart)")
     add_model_args(q)
     q.add_argument("--image", required=True)
     q.add_argument("--prompt", required=True)
-    q.add_argument("--t0", type=float, default=0.5, help="noise level to start from, in (0, 1] (default 0.5)")
-    solver_args(q, preset=True)
-    add_preset_arg(q, rules=False)
-    add_sampling_args(q, steps=None)
+    add_task_args(q, "translate")
     q.set_defaults(func=_cmd_translate)
 
     q = sub.add_parser("diffedit", help="DiffEdit: automatic mask, then ODE (DDIM inversion) or SDE (Cycle-SDE) edit")
@@ -254,24 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--image", required=True)
     q.add_argument("--source-prompt", required=True)
     q.add_argument("--target-prompt", required=True)
-    q.add_argument("--t0", type=float, default=0.7, help="encode ratio in (0, 1] (default 0.7)")
     q.add_argument("--mask", default=None, help="use this mask instead of the automatic one (white = edit)")
     q.add_argument("--resize-mask", action="store_true")
-    q.add_argument("--mask-draws", type=int, default=10, help="noise draws averaged for the mask (default 10)")
-    q.add_argument("--mask-t0", type=float, default=0.5, help="noise level of the mask estimate (default 0.5)")
-    add_preset_arg(q)
-    solver_args(q, preset=True, eta=False, negative=False)
-    add_sampling_args(q, steps=None)
+    add_task_args(q, "diffedit", negative=False)
     q.set_defaults(func=_cmd_diffedit)
 
     q = sub.add_parser("reconstruct", help="encode + decode with Cycle-SDE (sde) or DDIM inversion (ode); reports the error")
     add_model_args(q)
     q.add_argument("--image", required=True)
     q.add_argument("--prompt", default="")
-    q.add_argument("--t0", type=float, default=1.0, help="invert up to this noise level (default 1)")
-    solver_args(q, preset=True, eta=False, negative=False)
-    add_preset_arg(q, rules=False)
-    add_sampling_args(q, steps=None, guidance=1.0)
+    add_task_args(q, "reconstruct", negative=False)
     q.set_defaults(func=_cmd_reconstruct)
 
     drag_cli.add_parsers(sub)

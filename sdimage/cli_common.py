@@ -14,7 +14,7 @@ from cliutil import check_writable_dir as _check_writable_dir
 
 from .errors import SdImageError
 
-__all__ = ["Parser", "add_model_args", "add_sampling_args", "add_preset_arg", "resolve_preset_args", "check_input_file", "check_out_path",
+__all__ = ["Parser", "add_model_args", "add_task_args", "task_settings_from_args", "resolve_preset_args", "check_input_file", "check_out_path",
            "check_writable_dir", "check_number", "check_model_args", "pipeline_from_args", "parse_point"]
 
 
@@ -41,29 +41,57 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cpu-offload", action="store_true", help="model CPU offload (accelerate; needs CUDA)")
 
 
-def add_sampling_args(p: argparse.ArgumentParser, steps: int | None = 50, guidance: float | None = None,
-                      sampler: str = "sde") -> None:
-    g = p.add_argument_group("sampling")
-    g.add_argument("--sampler", choices=["ode", "sde"], default=sampler, help=f"ODE or SDE (default {sampler})")
-    g.add_argument("--steps", type=int, default=steps,
-                   help=f"number of steps of the full schedule (default {steps})" if steps is not None else
-                   "number of steps of the full schedule (default: the --preset's, official 50)")
-    g.add_argument("--seed", type=int, default=0)
-    if guidance is None:  # per family, resolved once the model is loaded (pipeline_from_args)
-        from .backbones import families
+def add_task_args(p: argparse.ArgumentParser, task: str, negative: bool = True) -> None:
+    """A task's flags: the ODE/SDE switch, one flag per field of its settings declaration
+    (:data:`sdimage.settings.TASK_SETTINGS`: type, rule, help), the prompt and output options."""
+    from cliutil.settings import add_arguments
+    from diffsamplers.presets import preset_defaults
 
-        per = ", ".join(f"{c.default_guidance:g} for {c.label}" + (" (its guidance embedding)" if c.guidance_embedded
-                                                                    else "") for c in families())
-        g.add_argument("--guidance", type=float, default=None,
-                       help=f"classifier-free guidance (default per family: {per})")
-    else:
-        g.add_argument("--guidance", type=float, default=guidance, help=f"classifier-free guidance (default {guidance})")
+    from .backbones import families
+    from .settings import TASK_SETTINGS
+
+    cls = TASK_SETTINGS[task]
+    g = p.add_argument_group(f"{task} settings")
+    g.add_argument("--sampler", choices=["ode", "sde"], default="sde", help="ODE or SDE (default sde)")
+    has_preset = any(f == "preset" for f in cls.__dataclass_fields__)
+    off, fast = preset_defaults("official"), preset_defaults("fast")
+    per = ", ".join(f"{c.default_guidance:g} for {c.label}" + (" (its guidance embedding)" if c.guidance_embedded
+                                                                else "") for c in families())
+    text = {"guidance": f"per family: {per}",
+            "steps": f"the --preset's; official {off.edit_steps}, fast {fast.edit_steps}" if has_preset
+            else str(off.edit_steps),
+            "solver": f"the --preset's; official {off.solver}, fast {fast.solver}" if has_preset else off.solver,
+            "order": f"the --preset's; {off.order}" if has_preset else str(off.order)}
+    defaults = {}
+    if task == "reconstruct":
+        defaults["guidance"], text["guidance"] = 1.0, "1"
+    add_arguments(g, cls, defaults=defaults, default_text=text)
+    if negative:
+        g.add_argument("--negative-prompt", default="")
     g.add_argument("--out", required=True, help="output PNG; a JSON with the same stem is written beside it")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument("--strict-size", action="store_true",
                    help="error (instead of resizing down) when the image size is not divisible by the VAE factor")
     g.add_argument("--size", type=int, nargs="+", metavar="N",
                    help="resize the input first: one int (square) or WIDTH HEIGHT")
+
+
+def task_settings_from_args(args):
+    """The task's settings of the flags (the preset's defaults filled in), checked with messages naming the flags;
+    the resolved values are written back onto ``args`` (the JSON's ``params``)."""
+    from cliutil.settings import flags, from_args
+
+    from .settings import TASK_SETTINGS
+
+    cls = TASK_SETTINGS[args.command]
+    st = from_args(cls, args)
+    if args.command == "diffedit":
+        st.validate(flags(cls), sampler=args.sampler)
+    else:
+        st.validate(flags(cls))
+    for k, v in vars(st).items():
+        setattr(args, k, v)
+    return st
 
 
 def check_input_file(path: str, what: str, image: bool = True) -> None:
@@ -104,10 +132,7 @@ def check_number(value, flag: str, lo: float | None = None, hi: float | None = N
     _check_number(value, flag, lo, hi, lo_open=lo_open, hi_open=hi_open, error=SdImageError)
 
 
-MAX_STEPS = 999
-"""Most steps of a schedule: the SD schedulers have 1000 training steps, and with SD's ``steps_offset=1`` a
-1000-step schedule asks for timestep 1000, which does not exist (every preset, every task); 999 builds on every
-registered family."""
+from .settings import MAX_STEPS  # noqa: E402,F401  (declared with the settings)
 
 
 def check_model_args(args) -> None:
@@ -146,29 +171,15 @@ def pipeline_from_args(args):
     return pipe
 
 
-def add_preset_arg(p: argparse.ArgumentParser, rules: bool = True) -> None:
-    """--preset official|clean|fast (drag and DiffEdit: rules and defaults, docs/drag.md, docs/sdimage.md;
-    translate / reconstruct: defaults only, ``rules=False``)."""
-    from diffsamplers import PRESETS
-    from diffsamplers.presets import describe_preset
+def resolve_preset_args(args) -> None:
+    """Fill --steps, --solver and --order left unset from the --preset's defaults (flags given win;
+    :meth:`sdimage.settings.TaskSettings.resolve`)."""
+    from .settings import TaskSettings
 
-    what = ("official: reproduce the paper's code (default); clean: this package's consistent rules; fast: the "
-            "clean rules with " if rules else "official: the paper's sampler (default); fast: ")
-    p.add_argument("--preset", choices=list(PRESETS), default="official",
-                   help=f"{what}{describe_preset('fast')} (--solver, --order, --steps given win; docs/fast.md)")
-
-
-def resolve_preset_args(args, steps_field: str = "edit_steps") -> None:
-    """Fill --steps, --solver and --order left unset from the --preset's defaults (flags given win)."""
-    from diffsamplers.presets import preset_defaults
-
-    d = preset_defaults(getattr(args, "preset", "official"))
-    if getattr(args, "steps", None) is None:
-        args.steps = getattr(d, steps_field)
-    if getattr(args, "solver", None) is None:
-        args.solver = "ddim" if getattr(args, "eta", None) is not None else d.solver  # --eta is a DDIM setting
-    if getattr(args, "order", None) is None:
-        args.order = d.order
+    st = TaskSettings(steps=getattr(args, "steps", None), solver=getattr(args, "solver", None),
+                      order=getattr(args, "order", None)).resolve(getattr(args, "preset", None),
+                                                                  getattr(args, "eta", None))
+    args.steps, args.solver, args.order = st.steps, st.solver, st.order
 
 
 def parse_point(text: str) -> tuple[int, int]:

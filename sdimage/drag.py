@@ -37,106 +37,22 @@ CFG                    both branches on every step (official      the unconditio
 """
 from __future__ import annotations
 
-import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from diffsamplers import PRESETS, SOLVERS, GaussianNoise, Grid, cosine_ramp, linear_ramp, num_drag_ops, recipes
-from diffsamplers.presets import preset_defaults
+from diffsamplers import GaussianNoise, Grid, cosine_ramp, linear_ramp, num_drag_ops, recipes
 
 from .drag_inputs import DRAG_MASK_RULE, Point, as_image_tensor, as_mask, points_to_latent, validate_points
 from .errors import SdImageError
+from .settings import CONFIG_FLAGS, MAX_DRAG_OPS, DragConfig
 
-__all__ = ["DragConfig", "DragResult", "official_nfe", "drag_latents", "drag", "drag_grids", "drag_schedules"]
-
-
-@dataclass
-class DragConfig:
-    """Every parameter of SDE-Drag / ODE-Drag; defaults are those of the official DragBench script.  ``steps``,
-    ``step_size``, ``lora_steps``, ``solver`` and ``order`` left None take the preset's value
-    (:func:`diffsamplers.presets.preset_defaults`) at construction: a value given wins."""
-
-    steps: int | None = None  # discretisation of [0, T]; official: 200, t0 = 0.6 gives 120 forward + 120 backward
-    t0: float = 0.6  # copy-and-paste at grid fraction t0
-    guidance_min: float = 1.0  # CFG at the clean end of the trajectory (t -> 0)
-    guidance_max: float = 3.0  # CFG at t0 (linear ramp in the step index)
-    step_size: float | None = None  # latent pixels per drag operation (official 2; inf: one operation)
-    r: int = 5  # patch half-size in latent pixels (clipped at the borders)
-    alpha: float = 1.1  # target = alpha * source patch
-    beta: float = 0.3  # source = beta * source patch + sqrt(1 - beta^2) * fresh noise
-    lora_steps: int | None = None  # 0 disables LoRA fine-tuning (official 100)
-    lora_rank: int = 4
-    lora_lr: float = 2e-4
-    lora_scale_min: float = 0.5  # LoRA scale eased (cosine) from 1 near t = 0 to this value at t0
-    lora_batch_size: int = 1
-    seed: int = 1234
-    paste: bool = True  # False: skip copy-and-paste (pure reconstruction; used by tests and ablations)
-    variant: str = "markov"  # Cycle-SDE encoder (paper: Markov forward chain)
-    preset: str = "official"  # "official" (the paper's code), "clean" or "fast" (see the module docstring)
-    lora_cache_dir: str | None = None  # default ~/.cache/sdimage/drag_lora
-    solver: str | None = None  # "ddim" (the paper) or "dpmpp" (DPM-Solver++ / SDE-DPM-Solver++); None: the preset's
-    order: int | None = None  # DPM-Solver++ order (1 or 2); None: the preset's
-
-    def __post_init__(self) -> None:
-        if self.preset not in PRESETS:  # validate() says it with the flag's name
-            return
-        d = preset_defaults(self.preset)
-        for name, value in (("steps", d.drag_steps), ("step_size", d.drag_step_size), ("lora_steps", d.lora_steps),
-                            ("solver", d.solver), ("order", d.order)):
-            if getattr(self, name) is None:
-                setattr(self, name, value)
-
-    def validate(self, names: dict[str, str] | None = None) -> "DragConfig":
-        """Check every field (finite numbers in range, integers) with :mod:`cliutil`'s one rule; a message names the
-        field as ``names[field]`` (the CLI passes its flags, :data:`CONFIG_FLAGS`) or by its field name."""
-        from cliutil import check_choice, check_int, check_number
-
-        n = lambda f: (names or {}).get(f, f)  # noqa: E731
-        e = SdImageError
-        check_int(self.steps, n("steps"), lo=1, error=e)
-        check_number(self.t0, n("t0"), 0.0, 1.0, lo_open=True, error=e)
-        check_number(self.guidance_min, n("guidance_min"), lo=1.0, error=e)
-        check_number(self.guidance_max, n("guidance_max"), lo=1.0, error=e)
-        if not (isinstance(self.step_size, float) and math.isinf(self.step_size) and self.step_size > 0):
-            check_number(self.step_size, n("step_size"), lo=0.0, lo_open=True, error=e)  # or inf: one operation
-        check_int(self.r, n("r"), lo=0, error=e)
-        check_number(self.alpha, n("alpha"), error=e)
-        check_number(self.beta, n("beta"), 0.0, 1.0, error=e)
-        check_int(self.lora_steps, n("lora_steps"), lo=0, error=e)
-        check_int(self.lora_rank, n("lora_rank"), lo=1, error=e)
-        check_number(self.lora_lr, n("lora_lr"), lo=0.0, lo_open=True, error=e)
-        check_number(self.lora_scale_min, n("lora_scale_min"), error=e)
-        check_int(self.lora_batch_size, n("lora_batch_size"), lo=1, error=e)
-        check_int(self.seed, n("seed"), 0, 2 ** 63 - 1, error=e)
-        check_choice(self.preset, n("preset"), PRESETS, error=e)
-        check_choice(self.variant, n("variant"), ("markov", "posterior", "independent"), error=e)
-        check_choice(self.solver, n("solver"), SOLVERS, error=e)
-        check_int(self.order, n("order"), 1, 2, error=e)
-        if self.preset == "official":
-            from .model import check_official_steps
-
-            check_official_steps(self.t0, self.steps)
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        if isinstance(d["step_size"], float) and math.isinf(d["step_size"]):
-            d["step_size"] = "inf"  # one operation (JSON has no infinity)
-        return d
-
-
-CONFIG_FLAGS = {"steps": "--steps", "t0": "--t0", "guidance_min": "--guidance-min", "guidance_max": "--guidance",
-                "step_size": "--step-size", "r": "--r", "alpha": "--alpha", "beta": "--beta",
-                "lora_steps": "--lora-steps", "lora_rank": "--lora-rank", "lora_lr": "--lora-lr",
-                "lora_scale_min": "--lora-scale-min", "seed": "--seed", "preset": "--preset", "solver": "--solver",
-                "order": "--order"}
-"""The command-line flag of each :class:`DragConfig` field (``python -m sdimage drag`` / ``dragbench``)."""
+__all__ = ["DragConfig", "CONFIG_FLAGS", "DragResult", "official_nfe", "check_drag_ops", "drag_latents", "drag", "drag_grids", "drag_schedules"]
 
 
 @dataclass
@@ -171,6 +87,16 @@ def _official_defaults_nfe(config: DragConfig, sources, targets, sampler: str, n
     off = official_nfe(ref, m, sampler)
     return {"num_drag_ops": m, "eps_evals": off["eps_evals"], "lora_train_steps": off["lora_train_steps"],
             "ratio": off["eps_evals"] / max(nfe, 1)}
+
+
+def check_drag_ops(sources, targets, config: DragConfig) -> int:
+    """The number of drag operations of latent-pixel ``sources`` → ``targets`` at ``config.step_size``, refused
+    above :data:`sdimage.settings.MAX_DRAG_OPS` (a tiny step size would be unbounded work)."""
+    m = num_drag_ops(sources, targets, float(config.step_size), config.preset)
+    if m > MAX_DRAG_OPS:
+        raise SdImageError(f"the drag needs {m} operations at step size {config.step_size:g} latent px: more than "
+                           f"{MAX_DRAG_OPS}; use a larger step size")
+    return m
 
 
 def drag_grids(pipe, config: DragConfig, latent_hw: tuple[int, int] | None = None) -> tuple[Grid, Grid | None]:
@@ -304,6 +230,7 @@ def drag(
     lat_src, lat_tgt = points_to_latent(sources, factor), points_to_latent(targets, factor)
     if all(a == b for a, b in zip(lat_src, lat_tgt)):
         raise SdImageError(f"every source/target pair falls on the same latent pixel (VAE factor {factor}): nothing to drag")
+    check_drag_ops(lat_src, lat_tgt, config)
     grid, fgrid = drag_grids(bb, config, (h // factor, w // factor))  # checks steps / t0 before any work
     lmask = None
     if pmask is not None:

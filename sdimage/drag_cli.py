@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli_common import (add_model_args, check_input_file, check_model_args, check_out_path, check_size, check_steps,
+from .cli_common import (add_model_args, check_input_file, check_model_args, check_out_path, check_size,
                          check_writable_dir, note_if_slow, parse_point, pipeline_from_args)
 from .errors import SdImageError
 
@@ -17,67 +17,37 @@ __all__ = ["add_parsers", "config_from_args"]
 
 
 def _drag_params(q: argparse.ArgumentParser) -> None:
-    from diffsamplers import PRESETS, SOLVERS
-    from diffsamplers.presets import describe_preset, preset_defaults
+    """The drag flags, one per :class:`sdimage.settings.DragConfig` field (its declaration: type, rule, help), plus
+    the sampler switch and the prompt options."""
+    from cliutil.settings import add_arguments
+    from diffsamplers.presets import preset_defaults
 
-    from .drag import DragConfig
+    from .settings import DragConfig
 
-    d = DragConfig()
-    f = preset_defaults("fast")
-    fast_ss = "one operation" if f.drag_step_size == float("inf") else f"{f.drag_step_size:g}"
     g = q.add_argument_group("SDE-Drag parameters (defaults: the official DragBench script, or the --preset's)")
     g.add_argument("--sampler", choices=["sde", "ode"], default="sde", help="SDE-Drag (Cycle-SDE) or ODE-Drag (DDIM)")
-    g.add_argument("--steps", type=int, default=None,
-                   help=f"steps of the full schedule (default: the preset's; official {d.steps}, fast {f.drag_steps})")
-    g.add_argument("--t0", type=float, default=d.t0, help=f"copy-and-paste time as a fraction (default {d.t0})")
-    g.add_argument("--guidance", type=float, default=d.guidance_max, help="CFG at t0 (default 3), ramped linearly")
-    g.add_argument("--guidance-min", type=float, default=d.guidance_min, help="CFG at t -> 0 (default 1)")
-    g.add_argument("--step-size", type=_step_size, default=None,
-                   help=f"latent px per drag operation, or inf for one operation (default: the preset's; official "
-                        f"{d.step_size:g}, fast {fast_ss})")
-    g.add_argument("--r", type=int, default=d.r, help="patch half-size in latent px (default 5)")
-    g.add_argument("--alpha", type=float, default=d.alpha, help="target = alpha * source patch (default 1.1)")
-    g.add_argument("--beta", type=float, default=d.beta, help="source = beta * patch + sqrt(1-beta^2) * noise (0.3)")
-    g.add_argument("--lora-steps", type=int, default=None,
-                   help=f"LoRA fine-tuning steps, 0 = off (default: the preset's; official {d.lora_steps}, fast "
-                        f"{f.lora_steps})")
-    g.add_argument("--lora-rank", type=int, default=d.lora_rank)
-    g.add_argument("--lora-lr", type=float, default=d.lora_lr)
-    g.add_argument("--lora-scale-min", type=float, default=d.lora_scale_min, help="LoRA scale at t0 (default 0.5)")
-    g.add_argument("--lora-cache", default=None, help="LoRA cache folder (default $SDIMAGE_CACHE or ~/.cache/sdimage)")
-    g.add_argument("--seed", type=int, default=d.seed)
-    g.add_argument("--preset", choices=list(PRESETS), default=d.preset,
-                   help=f"official: reproduce the paper's code (default); clean: centred (2r+1)^2 window, exact "
-                        f"ramps and grid; fast: the clean rules with {describe_preset('fast')} (docs/drag.md, "
-                        f"docs/fast.md)")
-    g.add_argument("--solver", choices=list(SOLVERS), default=None,
-                   help=f"ddim: Cycle-SDE / DDIM inversion (the paper); dpmpp: SDE-DPM-Solver++ / DPM-Solver++ "
-                        f"(default: the preset's; official {d.solver}, fast {f.solver})")
-    g.add_argument("--order", type=int, choices=[1, 2], default=None,
-                   help=f"DPM-Solver++ order (default: the preset's, {f.order})")
+    official, fast = DragConfig(), DragConfig(preset="fast")
+    per_preset = {}
+    for name in ("steps", "step_size", "lora_steps", "solver", "order"):  # None: the preset's
+        a, b = getattr(official, name), getattr(fast, name)
+        show = lambda v: "one operation" if v == float("inf") else f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
+        per_preset[name] = f"the preset's; official {show(a)}, fast {show(b)}"
+    assert preset_defaults("official").drag_steps == official.steps
+    add_arguments(g, DragConfig, default_text=per_preset)
     g.add_argument("--negative-prompt", default="")
     g.add_argument("--no-progress", action="store_true")
 
 
-def _step_size(text: str) -> float:
-    """--step-size: a number, or inf (the whole drag in one operation)."""
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number or inf, got {text!r}") from None
-
-
 def config_from_args(args):
     """The :class:`DragConfig` of the flags, checked (messages name the flags) before any model loads."""
-    from .drag import CONFIG_FLAGS, DragConfig
+    from cliutil.settings import from_args
 
-    check_steps(args.steps)
-    return DragConfig(
-        steps=args.steps, t0=args.t0, guidance_min=args.guidance_min, guidance_max=args.guidance,
-        step_size=args.step_size, r=args.r, alpha=args.alpha, beta=args.beta, lora_steps=args.lora_steps,
-        lora_rank=args.lora_rank, lora_lr=args.lora_lr, lora_scale_min=args.lora_scale_min, seed=args.seed,
-        lora_cache_dir=args.lora_cache, preset=args.preset, solver=args.solver, order=args.order,
-    ).validate(CONFIG_FLAGS)
+    from .settings import CONFIG_FLAGS, DragConfig
+
+    try:
+        return from_args(DragConfig, args).validate(CONFIG_FLAGS)
+    except TypeError as err:  # pragma: no cover - a flag without a field
+        raise SdImageError(str(err)) from None
 
 
 def add_parsers(sub) -> None:

@@ -489,29 +489,20 @@ def run_drag(
                            "whole image editable)")
     if not isinstance(prompt, str):
         raise SdImageError("the prompt must be text")
-    from diffsamplers import PRESETS
+    from .settings import from_form
 
-    # the preset's defaults fill what is not given (fast: its steps, step size, LoRA steps and solver)
-    d = DragConfig(preset=str(preset) if preset in PRESETS else "official")
-    pick = lambda v, default: default if v is None else v  # noqa: E731
-    try:
-        config = DragConfig(
-            steps=int(pick(steps, d.steps)), t0=float(pick(t0, d.t0)),
-            guidance_min=float(pick(guidance_min, d.guidance_min)), guidance_max=float(pick(guidance, d.guidance_max)),
-            step_size=float(pick(step_size, d.step_size)), r=int(pick(r, d.r)), alpha=float(pick(alpha, d.alpha)),
-            beta=float(pick(beta, d.beta)), lora_steps=int(pick(lora_steps, d.lora_steps)) if use_lora else 0,
-            lora_rank=int(pick(lora_rank, d.lora_rank)), lora_lr=float(pick(lora_lr, d.lora_lr)),
-            lora_scale_min=float(pick(lora_scale_min, d.lora_scale_min)), seed=int(pick(seed, d.seed)),
-            preset=str(pick(preset, d.preset)), lora_cache_dir=ws.lora_cache, solver=solver, order=order,
-        ).validate()
-    except (TypeError, ValueError) as err:
-        raise SdImageError(f"bad drag parameter: {err}") from None
-    from .cli_common import MAX_SEED, MAX_STEPS
+    # what is not given takes the preset's default (fast: its steps, step size, LoRA steps and solver)
+    config = from_form(DragConfig, dict(
+        steps=steps, t0=t0, guidance_min=guidance_min, guidance_max=guidance, step_size=step_size, r=r, alpha=alpha,
+        beta=beta, lora_steps=lora_steps if use_lora else 0, lora_rank=lora_rank, lora_lr=lora_lr,
+        lora_scale_min=lora_scale_min, seed=seed, preset=preset, solver=solver, order=order),
+        lora_cache_dir=ws.lora_cache)
+    from .drag import check_drag_ops
+    from .drag_inputs import points_to_latent
+    from .latents import vae_factor
 
-    if config.steps > MAX_STEPS:
-        raise SdImageError(f"steps must be at most {MAX_STEPS}, got {config.steps}")
-    if not 0 <= config.seed <= MAX_SEED:
-        raise SdImageError(f"seed must be in [0, 2**63 - 1], got {config.seed}")
+    f = vae_factor(ws.pipe)
+    check_drag_ops(points_to_latent(sources, f), points_to_latent(targets, f), config)
 
     run_dir = ws.new_run_dir("drag")
     save_image(image, run_dir / "input.png")
@@ -601,60 +592,6 @@ def _run_task(ws: Workspace, task: str, samplers: list[str], image, meta: dict, 
     return EditOutput(images, meta, str(js), [str(js)] + files, str(run_dir), notes=notes, extra_images=extra)
 
 
-def _check_steps_seed(steps: int, seed: int, guidance: float | None = None) -> tuple[int, int]:
-    import math
-
-    from .cli_common import MAX_SEED, MAX_STEPS
-
-    try:
-        steps, seed = int(steps), int(seed)
-    except (TypeError, ValueError):
-        raise SdImageError(f"steps and seed must be integers, got {steps!r} and {seed!r}") from None
-    if not 1 <= steps <= MAX_STEPS:
-        raise SdImageError(f"steps must be in [1, {MAX_STEPS}], got {steps}")
-    if not 0 <= seed <= MAX_SEED:
-        raise SdImageError(f"seed must be in [0, 2**63 - 1], got {seed}")
-    if guidance is not None:
-        try:
-            ok = math.isfinite(float(guidance)) and float(guidance) >= 0
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise SdImageError(f"guidance must be a finite number >= 0, got {guidance!r}")
-    return steps, seed
-
-
-def _as_int(v, name: str) -> int:
-    """An integer input (a whole float such as 10.0 from a number box, or a numeric string, is accepted)."""
-    try:
-        f = float(v)
-        if f.is_integer():
-            return int(f)
-    except (TypeError, ValueError, OverflowError):
-        pass
-    raise SdImageError(f"{name} must be an integer, got {v!r}")
-
-
-def _check_order(order) -> int:
-    """The DPM-Solver++ order: 1 or 2 (as a number or as the radio's string '1' / '2')."""
-    o = _as_int(2 if order in (None, "") else order, "order")
-    if o not in (1, 2):
-        raise SdImageError(f"order must be 1 or 2, got {order!r}")
-    return o
-
-
-def _check_fraction(v, name: str) -> float:
-    import math
-
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        raise SdImageError(f"{name} must be a number, got {v!r}") from None
-    if not (math.isfinite(v) and 0.0 < v <= 1.0):
-        raise SdImageError(f"{name} must be in (0, 1], got {v}")
-    return v
-
-
 def run_inpaint(
     ws: Workspace, image, mask, prompt: str = "", sampler: str = "both", *, negative_prompt: str = "",
     steps: int = 50, guidance: float | None = None, solver: str = "ddim", order: int = 2, strength: float = 1.0,
@@ -663,17 +600,17 @@ def run_inpaint(
     """Inpaint the white region of ``mask`` (:func:`sdimage.tasks.inpaint`) with SDE, ODE or both (same seed)."""
     from . import tasks
 
+    from .settings import InpaintSettings, from_form
+
     samplers = samplers_of(sampler)
-    guidance = ws.default_guidance() if guidance is None else guidance
     image = as_rgb(image)
     mask = as_mask(mask, image.size)
     if mask is None or not (np.asarray(mask) >= 128).any():
         raise SdImageError("the mask is empty: paint the region to inpaint")
-    steps, seed = _check_steps_seed(steps, seed, guidance)
-    strength = _check_fraction(strength, "strength")
-    if solver not in ("ddim", "dpmpp"):
-        raise SdImageError(f"solver must be ddim or dpmpp, got {solver!r}")
-    order = _check_order(order)
+    st = from_form(InpaintSettings, dict(steps=steps, guidance=guidance, solver=solver, order=order,
+                                         strength=strength, seed=seed))
+    guidance = ws.default_guidance() if st.guidance is None else st.guidance
+    steps, seed, solver, order, strength = st.steps, st.seed, st.solver, st.order, st.strength
     image, mask, notes = _check_task_image(image, mask, ws.factor(), ws.max_side)
     x, m = _image_tensor(image), _mask_tensor(mask)
     meta = _common_meta(ws, "inpaint", samplers, image, prompt=prompt, negative_prompt=negative_prompt, steps=steps,
@@ -696,16 +633,16 @@ def run_translate(
     """SDEdit translation towards ``prompt`` (:func:`sdimage.tasks.translate`) with SDE, ODE or both (same seed)."""
     from . import tasks
 
+    from .settings import TranslateSettings, from_form
+
     samplers = samplers_of(sampler)
-    guidance = ws.default_guidance() if guidance is None else guidance
     image = as_rgb(image)
     if not str(prompt or "").strip():
         raise SdImageError("no prompt: describe the image you want")
-    steps, seed = _check_steps_seed(steps, seed, guidance)
-    t0 = _check_fraction(t0, "t0")
-    if solver not in ("ddim", "dpmpp"):
-        raise SdImageError(f"solver must be ddim or dpmpp, got {solver!r}")
-    order = _check_order(order)
+    st = from_form(TranslateSettings, dict(steps=steps, guidance=guidance, solver=solver, order=order, t0=t0,
+                                           seed=seed))
+    guidance = ws.default_guidance() if st.guidance is None else st.guidance
+    steps, seed, solver, order, t0 = st.steps, st.seed, st.solver, st.order, st.t0
     image, _, notes = _check_task_image(image, None, ws.factor(), ws.max_side)
     x = _image_tensor(image)
     meta = _common_meta(ws, "translate", samplers, image, prompt=prompt, negative_prompt=negative_prompt, t0=t0,
@@ -726,48 +663,36 @@ def run_diffedit(
     """DiffEdit (:func:`sdimage.tasks.diffedit`) from ``source_prompt`` to ``target_prompt`` with SDE, ODE or both
     (same seed); ``mask`` (white = edit) replaces the automatic mask, None = automatic.  The preset sets the solver
     and, when ``steps`` is None, the steps (:data:`diffsamplers.presets.PRESET_DEFAULTS`: official 50 with DDIM)."""
-    from diffsamplers import PRESETS
-    from diffsamplers.presets import preset_defaults
-
     from . import tasks
+    from .settings import DiffEditSettings, from_form
 
     samplers = samplers_of(sampler)
-    guidance = ws.default_guidance() if guidance is None else guidance
     image = as_rgb(image)
     if not str(source_prompt or "").strip() or not str(target_prompt or "").strip():
         raise SdImageError("DiffEdit needs a source prompt (what the image shows) and a target prompt (what it "
                            "should show)")
-    if preset not in PRESETS:
-        raise SdImageError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
-    pd = preset_defaults(preset)
-    steps, seed = _check_steps_seed(pd.edit_steps if steps is None else steps, seed, guidance)
-    t0 = _check_fraction(t0, "t0")
-    mask_t0 = _check_fraction(mask_t0, "mask t0")
-    from cliutil import check_int
-
-    from .gui_limits import MAX_MASK_DRAWS
-
-    check_int(_as_int(mask_draws, "mask draws"), "mask draws", 1, MAX_MASK_DRAWS, error=SdImageError)
+    st = from_form(DiffEditSettings, dict(steps=steps, guidance=guidance, seed=seed, t0=t0, mask_draws=mask_draws,
+                                          mask_t0=mask_t0, preset=preset))
+    if "sde" in samplers:
+        st.validate(sampler="sde")
+    guidance = ws.default_guidance() if st.guidance is None else st.guidance
+    steps, seed, t0, mask_draws, mask_t0, preset = st.steps, st.seed, st.t0, st.mask_draws, st.mask_t0, st.preset
     mask = as_mask(mask, image.size)
     if mask is not None and not (np.asarray(mask) >= 128).any():  # as the CLI: a given mask must mark something
         raise SdImageError("the given mask is empty (no white pixel): nothing to edit (send no mask for DiffEdit's "
                            "automatic mask)")
-    if preset == "official" and "sde" in samplers:
-        from .model import check_official_steps
-
-        check_official_steps(t0, steps, "the official DiffEdit-SDE")
     image, mask, notes = _check_task_image(image, mask, ws.factor(), ws.max_side)
     x = _image_tensor(image)
     m = None if mask is None else _mask_tensor(mask)
     meta = _common_meta(ws, "diffedit", samplers, image, source_prompt=source_prompt, target_prompt=target_prompt,
                         t0=t0, steps=steps, guidance=guidance, seed=seed,
                         mask="given" if m is not None else "automatic",
-                        mask_draws=int(mask_draws), mask_t0=mask_t0, preset=preset, solver=pd.solver, order=pd.order)
+                        mask_draws=mask_draws, mask_t0=mask_t0, preset=preset, solver=st.solver, order=st.order)
 
     def call(name):
         return tasks.diffedit(ws.pipe, x, source_prompt, target_prompt, t0=t0, sampler=name, steps=steps,
                               guidance=float(guidance), seed=seed, mask=m, mask_draws=int(mask_draws),
-                              mask_t0=mask_t0, preset=preset, solver=pd.solver, order=pd.order, progress=True)
+                              mask_t0=mask_t0, preset=preset, solver=st.solver, order=st.order, progress=True)
 
     return _run_task(ws, "diffedit", samplers, image, meta, call, on_progress, notes)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import SdImageError
+from .settings import MAX_MASK_DRAWS  # noqa: F401  (declared with the settings)
 
 __all__ = ["MAX_UPLOAD_PIXELS", "MAX_UPLOAD_MB", "MAX_MASK_DRAWS", "check_upload_file", "guard_uploads"]
 
@@ -17,8 +18,6 @@ MAX_UPLOAD_PIXELS = 25_000_000
 (--max-side then scales the accepted ones down)."""
 MAX_UPLOAD_MB = 50
 """Default most megabytes of one uploaded file (``gui --max-upload-mb``; Gradio refuses larger uploads)."""
-MAX_MASK_DRAWS = 1000
-"""Most noise draws of DiffEdit's automatic mask (CLI ``--mask-draws`` and the GUI; the paper uses 10)."""
 
 
 def check_upload_file(path: str | Path, what: str = "image", max_pixels: int = MAX_UPLOAD_PIXELS) -> None:

@@ -138,7 +138,10 @@ def _runs(ws):
     ("mask size", "the mask is 32x32 but the image is 64x64"),
     ("odd size", "the image is 63x64, not divisible by 2"),
     ("sampler", "sampler must be one of sde, ode, both"),
-    ("steps", "steps must be at most 999"),
+    ("steps", r"steps must be in \[1, 999\], got 5000"),
+    ("step size", r"the drag needs \d+ operations at step size 0.001 latent px: more than 500"),
+    ("lora rank", r"lora rank must be in \[1, 256\]"),
+    ("r", r"r must be in \[0, 64\]"),
     ("t0", "t0 must be in"),
 ])
 def test_drag_bad_input_is_one_clear_line(ws, image, mask, case, words):
@@ -164,6 +167,12 @@ def test_drag_bad_input_is_one_clear_line(ws, image, mask, case, words):
         kw["steps"] = 5000
     elif case == "t0":
         kw["t0"] = 0.0
+    elif case == "step size":
+        kw["step_size"] = 0.001
+    elif case == "lora rank":
+        kw.update(use_lora=True, lora_rank=10 ** 6)
+    elif case == "r":
+        kw["r"] = 1000
     with pytest.raises(SdImageError, match=words) as err:
         H.run_drag(ws, **kw)
     assert "\n" not in str(err.value)
@@ -176,13 +185,13 @@ def test_drag_bad_input_is_one_clear_line(ws, image, mask, case, words):
     ("inpaint", dict(image=None), "no image"),
     ("inpaint", dict(strength=0.0), "strength must be in"),
     ("translate", dict(prompt=" "), "no prompt"),
-    ("translate", dict(solver="heun"), "solver must be ddim or dpmpp"),
+    ("translate", dict(solver="heun"), "solver must be one of ddim, dpmpp"),
     ("diffedit", dict(target_prompt=""), "needs a source prompt"),
     ("diffedit", dict(steps=1), "official DiffEdit-SDE"),
     ("diffedit", dict(seed=-1), "seed must be in"),
     ("diffedit", dict(mask_draws=10 ** 9), r"mask draws must be in \[1, 1000\]"),
     ("diffedit", dict(mask="black"), "the given mask is empty"),
-    ("translate", dict(order="3"), "order must be 1 or 2"),
+    ("translate", dict(order="3"), r"order must be in \[1, 2\], got 3"),
     ("translate", dict(image="not-an-image"), "the image is not an image"),
 ])
 def test_task_bad_input_is_one_clear_line(ws, image, mask, task, kw, words):
