@@ -22,10 +22,10 @@ from typing import Literal, Sequence
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from .grid import Grid
 from .noise import NoiseSource
+from .progress import ProgressArg, progress_steps
 from .sampling import EpsModel, PostStep
 from .steps import SOLVERS, as_eps, check_solver, ddim_step, forward_step, posterior_step, step_parts
 
@@ -95,7 +95,7 @@ def forward_chain(x0: Tensor, grid: Grid, noise: NoiseSource, variant: Variant =
 
 @torch.no_grad()
 def cycle_record(model: EpsModel, chain: list[Tensor], grid: Grid, eta: "float | Sequence[float]" = 1.0,
-                 progress: bool = False, solver: str = "ddim", order: int = 1) -> list[Tensor | None]:
+                 progress: ProgressArg = False, solver: str = "ddim", order: int = 1) -> list[Tensor | None]:
     """Noises w_i = (x_{t_{i+1}} − m_i)/c_i so that the step from the recorded x_{t_i} (model evaluated there, with the
     recorded chain's history) lands on x_{t_{i+1}} (paper Eq. 8; any step x_s = m + c w, :func:`step_parts`)."""
     if len(chain) != len(grid):
@@ -103,8 +103,7 @@ def cycle_record(model: EpsModel, chain: list[Tensor], grid: Grid, eta: "float |
     etas = _etas(eta, grid.num_steps, solver)
     parts = step_parts(grid, solver, order, etas)
     noises: list[Tensor | None] = []
-    it = tqdm(range(grid.num_steps), desc="Cycle-SDE record", leave=False) if progress else range(grid.num_steps)
-    for i in it:
+    for i in progress_steps(grid.num_steps, progress, "Cycle-SDE record"):
         if etas[i] == 0.0:
             noises.append(None)  # an ODE step of a hybrid: decoded by the plain step, nothing recorded
             continue
@@ -121,7 +120,7 @@ def cycle_replay(
     noises: list[Tensor | None],
     eta: "float | Sequence[float]" = 1.0,
     post_step: PostStep | None = None,
-    progress: bool = False,
+    progress: ProgressArg = False,
     solver: str = "ddim",
     order: int = 1,
 ) -> Tensor:
@@ -131,8 +130,7 @@ def cycle_replay(
     if len(noises) != grid.num_steps:
         raise ValueError(f"{len(noises)} recorded noises for a {grid.num_steps}-step grid")
     parts = step_parts(grid, solver, order, _etas(eta, grid.num_steps, solver))
-    it = tqdm(range(grid.num_steps), desc="Cycle-SDE replay", leave=False) if progress else range(grid.num_steps)
-    for i in it:
+    for i in progress_steps(grid.num_steps, progress, "Cycle-SDE replay"):
         mean, c = parts(i, x, model(x, grid.timesteps[i]))
         w = noises[i]
         if w is not None:
@@ -170,7 +168,7 @@ def cycle_encode(
     noise: NoiseSource,
     variant: Variant = "markov",
     eta: "float | Sequence[float]" = 1.0,
-    progress: bool = False,
+    progress: ProgressArg = False,
     forward_grid: Grid | None = None,
     solver: str = "ddim",
     order: int = 1,

@@ -21,8 +21,10 @@ The ODE/SDE switch is one word, ``sampler="ode" | "sde"``, checked once (:func:`
 """
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Mapping, Sequence
+from typing import Callable, Iterator, Literal, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -31,12 +33,13 @@ from .cycle import SOLVERS, Variant, check_solver, cycle_encode, cycle_replay
 from .edits import check_preset, copy_paste, drag_path, num_drag_ops
 from .grid import Grid
 from .noise import NoiseSource
+from .progress import Progress, ProgressArg
 from .sampling import EpsModel, PostStep, invert_ddim, invert_dpmpp, sample_ddim, sample_dpmpp
 from .steps import as_eps
 
 __all__ = [
     "SAMPLERS", "SOLVERS", "check_sampler", "sample", "EditResult", "inpaint", "sdedit", "diffedit_mask", "diffedit",
-    "edit_at_t0", "reconstruct", "drag", "DragOp",
+    "edit_at_t0", "edit_steps", "reconstruct", "drag", "DragOp",
 ]
 
 Sampler = Literal["ode", "sde"]
@@ -62,7 +65,7 @@ def check_sampler(sampler: str, solver: str = "ddim", order: int = 2, eta: float
 def sample(
     model: EpsModel, x: Tensor, grid: Grid, sampler: Sampler = "sde", *, solver: str = "ddim", order: int = 2,
     eta: float | None = None, noise: NoiseSource | None = None, post_step: PostStep | None = None,
-    progress: bool = False,
+    progress: ProgressArg = False,
 ) -> Tensor:
     """Denoise from grid point 0: ODE = DDIM (η = 0) or DPM-Solver++; SDE = DDPM (η = 1) or SDE-DPM-Solver++;
     ``eta`` set: η-DDIM in between (paper Eq. 6)."""
@@ -125,7 +128,7 @@ def inpaint(
     model: EpsModel, y0: Tensor, known: Tensor, grid: Grid, sampler: Sampler = "sde", noise: NoiseSource | None = None,
     *, start: Literal["noised", "noise"] = "noised", fill: float | None = None,
     renoise: Literal["fixed", "fresh"] = "fixed", blend: bool = True, solver: str = "ddim", order: int = 2,
-    eta: float | None = None, progress: bool = False,
+    eta: float | None = None, progress: ProgressArg = False,
 ) -> EditResult:
     """Inpainting by known-region blending (diffusers' inpainting pipeline with a base model).
 
@@ -171,7 +174,7 @@ def inpaint(
 @torch.no_grad()
 def sdedit(
     model: EpsModel, y: Tensor, grid: Grid, sampler: Sampler = "sde", noise: NoiseSource | None = None, *,
-    solver: str = "ddim", order: int = 2, eta: float | None = None, progress: bool = False,
+    solver: str = "ddim", order: int = 2, eta: float | None = None, progress: ProgressArg = False,
 ) -> EditResult:
     """SDEdit: x_t0 = α_t0 y + σ_t0 z (z the first draw of ``noise``), then denoise to the end of ``grid``."""
     check_sampler(sampler, solver, order, eta)
@@ -209,13 +212,41 @@ def diffedit_mask(
     return norm > 0.5
 
 
+@contextmanager
+def _display(progress: ProgressArg, total: int, desc: str, *, grow: bool = False,
+             closing_line: bool = True) -> Iterator[Progress | None]:
+    """The display a recipe advances: None (no progress), a :class:`Progress` of its own for ``total`` steps
+    (``progress=True``; closed at the end) or the caller's shared one (grown by ``total`` if ``grow``; left open,
+    with its description as it was)."""
+    if isinstance(progress, Progress):
+        if grow:
+            progress.grow(total)
+        desc = progress.desc
+        try:
+            yield progress
+        finally:
+            progress.set_description(desc)
+    elif progress:
+        with Progress(total, desc, closing_line=closing_line) as bar:
+            yield bar
+    else:
+        yield None
+
+
+def edit_steps(grid: Grid, sampler: Sampler = "sde", forward_grid: Grid | None = None) -> int:
+    """Steps of one :func:`edit_at_t0` as its progress counts them: the encoding pass (ODE: inversion on
+    ``forward_grid``; SDE: Cycle-SDE record on ``grid``) plus the decoding pass on ``grid``."""
+    fg = grid if forward_grid is None or sampler != "ode" else forward_grid
+    return fg.num_steps + grid.num_steps
+
+
 @torch.no_grad()
 def edit_at_t0(
     model: EpsModel, x0: Tensor, grid: Grid, sampler: Sampler = "sde", noise: NoiseSource | None = None, *,
     edit: Callable[[Tensor], Tensor] | None = None, decode_model: EpsModel | None = None, mask: Tensor | None = None,
     post_step: PostStep | None = None, forward_grid: Grid | None = None, variant: Variant = "markov",
     fixed_point_iters: int = 0, reset_lag: int = 0, solver: str = "ddim", order: int = 2,
-    eta: float | Sequence[float] = 1.0, progress: bool = False,
+    eta: float | Sequence[float] = 1.0, progress: ProgressArg = False,
 ) -> EditResult:
     """Encode ``x0`` to grid point 0 with ``model`` (SDE: Cycle-SDE, paper Eqs. 7–8; ODE: DDIM or DPM-Solver++
     inversion), apply ``edit`` there, and decode with ``decode_model`` (default ``model``; SDE: replay of the recorded
@@ -224,7 +255,9 @@ def edit_at_t0(
     hybrid, see :mod:`diffsamplers.cycle`).  After every decoding step the state outside ``mask`` (True / 1 =
     editable) is reset to the encoded trajectory at the same level (``reset_lag=1``: one level noisier, as diffusers'
     DiffEdit pipeline does), then ``post_step`` runs.  ``forward_grid``: see :func:`cycle_encode` (the ODE inverts on
-    it too).  With no edit, the same model and no mask, the SDE returns ``x0`` up to float error."""
+    it too).  With no edit, the same model and no mask, the SDE returns ``x0`` up to float error.  ``progress=True``
+    shows one display for both passes (:mod:`diffsamplers.progress`); a shared ``Progress`` is advanced by
+    :func:`edit_steps` steps."""
     if reset_lag not in (0, 1):
         raise ValueError(f"reset_lag must be 0 or 1, got {reset_lag}")
     check_sampler(sampler)
@@ -233,24 +266,26 @@ def edit_at_t0(
         raise ValueError("fixed_point_iters refines DDIM inversion: it needs sampler='ode' and solver='ddim'")
     dec = model if decode_model is None else decode_model
     fg = grid if forward_grid is None else forward_grid
-    if sampler == "ode":
-        if solver == "ddim":
-            ref = invert_ddim(model, x0, fg, fixed_point_iters=fixed_point_iters, progress=progress)
+    with _display(progress, edit_steps(grid, sampler, forward_grid), f"{sampler.upper()} encode + decode") as bar:
+        shown = bar if bar is not None else False
+        if sampler == "ode":
+            if solver == "ddim":
+                ref = invert_ddim(model, x0, fg, fixed_point_iters=fixed_point_iters, progress=shown)
+            else:
+                ref = invert_dpmpp(model, x0, fg, order=order, progress=shown)
         else:
-            ref = invert_dpmpp(model, x0, fg, order=order, progress=progress)
-    else:
-        trace = cycle_encode(model, x0, grid, _noise_needed(noise, "Cycle-SDE"), variant=variant, eta=eta,
-                             progress=progress, forward_grid=forward_grid, solver=solver, order=order)
-        ref = trace.chain
-    xt = ref[0] if edit is None else edit(ref[0])
-    post = _reset(mask, ref, post_step, reset_lag)
-    if sampler == "ode" and solver == "ddim":
-        out = sample_ddim(dec, xt, grid, eta=0.0, post_step=post, progress=progress)
-    elif sampler == "ode":
-        out = sample_dpmpp(dec, xt, grid, order=order, sde=False, post_step=post, progress=progress)
-    else:
-        out = cycle_replay(dec, xt, grid, trace.noises, eta=trace.eta, post_step=post, progress=progress,
-                           solver=solver, order=order)
+            trace = cycle_encode(model, x0, grid, _noise_needed(noise, "Cycle-SDE"), variant=variant, eta=eta,
+                                 progress=shown, forward_grid=forward_grid, solver=solver, order=order)
+            ref = trace.chain
+        xt = ref[0] if edit is None else edit(ref[0])
+        post = _reset(mask, ref, post_step, reset_lag)
+        if sampler == "ode" and solver == "ddim":
+            out = sample_ddim(dec, xt, grid, eta=0.0, post_step=post, progress=shown)
+        elif sampler == "ode":
+            out = sample_dpmpp(dec, xt, grid, order=order, sde=False, post_step=post, progress=shown)
+        else:
+            out = cycle_replay(dec, xt, grid, trace.noises, eta=trace.eta, post_step=post, progress=shown,
+                               solver=solver, order=order)
     return EditResult(out, x_t0=xt, mask=mask)
 
 
@@ -258,7 +293,7 @@ def edit_at_t0(
 def diffedit(
     encode_model: EpsModel, target_model: EpsModel, x0: Tensor, mask: Tensor, grid: Grid, sampler: Sampler = "sde",
     noise: NoiseSource | None = None, *, forward_grid: Grid | None = None, variant: Variant = "markov",
-    reset_lag: int = 0, solver: str = "ddim", order: int = 2, progress: bool = False,
+    reset_lag: int = 0, solver: str = "ddim", order: int = 2, progress: ProgressArg = False,
 ) -> EditResult:
     """DiffEdit with the ODE (DDIM inversion by ``encode_model`` → DDIM with ``target_model``) or the SDE (Cycle-SDE
     recorded with ``encode_model`` → replay with ``target_model``); outside ``mask`` (True / 1 = edit) the state is
@@ -275,7 +310,7 @@ def diffedit(
 def reconstruct(
     model: EpsModel, x0: Tensor, grid: Grid, sampler: Sampler = "sde", noise: NoiseSource | None = None, *,
     variant: Variant = "markov", fixed_point_iters: int = 0, solver: str = "ddim", order: int = 2,
-    progress: bool = False,
+    progress: ProgressArg = False,
 ) -> EditResult:
     """Encode to grid point 0 and decode with the same model (:func:`edit_at_t0` with no edit): Cycle-SDE (SDE;
     exact up to float error, DDIM or SDE-DPM-Solver++) or inversion + sampling (ODE; DDIM with O(1/N) error, or
@@ -307,7 +342,7 @@ def drag(
     variant: Variant = "markov", forward_grid: Grid | None = None, schedules: Mapping[str, Schedule] | None = None,
     solver: str = "ddim", order: int = 2, eta: float | Sequence[float] = 1.0,
     on_op: Callable[[int, Tensor], None] | None = None, on_step: Callable[[int, int, Tensor], None] | None = None,
-    progress: bool = False,
+    progress: ProgressArg = False,
 ) -> EditResult:
     """SDE-Drag (``sampler="sde"``) / ODE-Drag: move every source point to its target in m operations.
 
@@ -320,7 +355,10 @@ def drag(
     both passes (CFG scale, LoRA scale).  ``paste=False`` returns the input (SDE) up to float error.  ``solver`` /
     ``order`` / ``eta``: as :func:`edit_at_t0` (a per-step η with zeros is an ODE/SDE hybrid; η ≡ 0 equals ODE-Drag).
     ``on_op(i, x)`` runs after operation i; ``on_step(i, k, x)`` right after the paste of operation i (k = −1) and
-    after its decoding step k (after the mask reset).
+    after its decoding step k (after the mask reset).  ``progress=True``: one display for the whole drag, ``"drag op
+    i/m"`` over every step of every pass of every operation (m × :func:`edit_steps`); off a terminal one plain line
+    per finished operation instead (:mod:`diffsamplers.progress`).  A shared ``Progress`` grows by those steps and
+    is left open.
     """
     check_sampler(sampler)
     check_preset(preset)
@@ -332,26 +370,35 @@ def drag(
     keep = None if mask is None else mask.to(device=x0.device)
     x = x0
     result = EditResult(x0, mask=keep, ops=ops)
-    for i, op in enumerate(ops):
-        def paste_op(xt: Tensor, op: DragOp = op, i: int = i) -> Tensor:
-            if paste:
-                xt = copy_paste(xt, op.sources, op.targets, r, alpha, beta, noise, preset)
-            if on_step is not None:
-                on_step(i, -1, xt)
-            return xt
+    m, per_op = len(ops), edit_steps(grid, sampler, forward_grid)
+    with _display(progress, m * per_op, f"drag op 1/{m}", grow=True, closing_line=False) as bar:
+        for i, op in enumerate(ops):
+            t_op = time.perf_counter()
+            if bar is not None:
+                bar.set_description(f"drag op {i + 1}/{m}")
 
-        def after(k: int, xs: Tensor, i: int = i) -> Tensor:
-            on_step(i, k, xs)  # type: ignore[misc]
-            return xs
+            def paste_op(xt: Tensor, op: DragOp = op, i: int = i) -> Tensor:
+                if paste:
+                    xt = copy_paste(xt, op.sources, op.targets, r, alpha, beta, noise, preset)
+                if on_step is not None:
+                    on_step(i, -1, xt)
+                return xt
 
-        res = edit_at_t0(eps, x, grid, sampler, noise, edit=paste_op if paste or on_step else None, mask=keep,
-                         post_step=after if on_step is not None else None, forward_grid=forward_grid,
-                         variant=variant, solver=solver, order=order, eta=eta, progress=progress)
-        x = res.x
-        if i == 0:
-            result.x_t0 = res.x_t0
-        result.intermediates.append(x)
-        if on_op is not None:
-            on_op(i, x)
+            def after(k: int, xs: Tensor, i: int = i) -> Tensor:
+                on_step(i, k, xs)  # type: ignore[misc]
+                return xs
+
+            res = edit_at_t0(eps, x, grid, sampler, noise, edit=paste_op if paste or on_step else None, mask=keep,
+                             post_step=after if on_step is not None else None, forward_grid=forward_grid,
+                             variant=variant, solver=solver, order=order, eta=eta,
+                             progress=bar if bar is not None else False)
+            if bar is not None:
+                bar.line(f"drag: operation {i + 1}/{m} done ({per_op} steps, {time.perf_counter() - t_op:.1f} s)")
+            x = res.x
+            if i == 0:
+                result.x_t0 = res.x_t0
+            result.intermediates.append(x)
+            if on_op is not None:
+                on_op(i, x)
     result.x = x
     return result

@@ -9,10 +9,10 @@ from typing import Callable
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from .grid import Grid
 from .noise import NoiseSource
+from .progress import ProgressArg, progress_steps
 from .steps import (ModelOutput, _dpmpp_parts, as_eps, ddim_step, dpmpp_lambda, predict_x0, split_prediction,
                     step_parts)
 
@@ -22,8 +22,10 @@ EpsModel = Callable[..., ModelOutput]  # model(x, t) -> ε, or a Prediction(ε, 
 PostStep = Callable[[int, Tensor], Tensor]
 
 
-def _steps(n: int, progress: bool, desc: str):
-    return tqdm(range(n), desc=desc, leave=False) if progress else range(n)
+def _steps(n: int, progress: ProgressArg, desc: str):
+    """The step loop: ``progress`` True gives the loop a display of its own named ``desc`` (one tqdm bar on a
+    terminal, one closing line elsewhere); a shared :class:`~diffsamplers.progress.Progress` is only advanced."""
+    return progress_steps(n, progress, desc)
 
 
 @torch.no_grad()
@@ -34,7 +36,7 @@ def sample_ddim(
     eta: float = 0.0,
     noise: NoiseSource | None = None,
     post_step: PostStep | None = None,
-    progress: bool = False,
+    progress: ProgressArg = False,
 ) -> Tensor:
     """Integrate from grid point 0 to N with the η-DDIM update (paper Eq. 6): η = 0 ODE, η = 1 SDE (DDPM)."""
     if eta < 0:
@@ -60,7 +62,7 @@ def sample_dpmpp(
     sde: bool = False,
     noise: NoiseSource | None = None,
     post_step: PostStep | None = None,
-    progress: bool = False,
+    progress: ProgressArg = False,
 ) -> Tensor:
     """DPM-Solver++ multistep (order 1 = DDIM) and SDE-DPM-Solver++ (order 1 = DDPM); first and final steps use order 1
     (the step rule of :func:`~diffsamplers.steps.step_parts`, the one Cycle-SDE records and replays)."""
@@ -85,7 +87,7 @@ def invert_ddim(
     x0: Tensor,
     grid: Grid,
     fixed_point_iters: int = 0,
-    progress: bool = False,
+    progress: ProgressArg = False,
 ) -> list[Tensor]:
     """DDIM inversion: the η = 0 update (Eq. 6) run backwards, from the clean point N to point 0.
 
@@ -122,7 +124,7 @@ def invert_dpmpp(
     x0: Tensor,
     grid: Grid,
     order: int = 2,
-    progress: bool = False,
+    progress: ProgressArg = False,
 ) -> list[Tensor]:
     """DPM-Solver++ inversion: the update of :func:`~diffsamplers.steps.dpmpp_step` run towards more noise (h < 0),
     as diffusers' ``DPMSolverMultistepInverseScheduler``, from the clean point N to point 0; order 2 uses the x̂_0 of

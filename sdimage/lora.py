@@ -103,7 +103,8 @@ def train_lora(
     is called after every step k = 1 … steps (progress for a front end).
     """
     from peft import LoraConfig
-    from tqdm.auto import tqdm
+
+    from diffsamplers.progress import progress_steps
 
     from .model import _as_cond
 
@@ -135,7 +136,7 @@ def train_lora(
     unet.train()
     try:
         with torch.enable_grad():
-            for _ in tqdm(range(steps), desc="LoRA", leave=False, disable=not progress):
+            for _ in progress_steps(steps, progress, "LoRA"):  # a bar on a terminal, one closing line elsewhere
                 t = bb.lora_times(batch_size, g)
                 x0 = mean
                 if std is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ def evaluate_dragbench(
     ``lpips(img_a, img_b) -> float`` and ``features(image, prompt) -> (C, H, W)`` are the pluggable metrics of
     :mod:`sdimage.metrics`; either may be None to skip that metric.  Samples without a result are reported missing.
     """
-    from tqdm.auto import tqdm
+    from diffsamplers.progress import Progress, progress_steps
 
     from ..metrics import image_fidelity, mean_distance_sample
 
@@ -39,25 +40,28 @@ def evaluate_dragbench(
     fids: list[float] = []
     from PIL import Image
 
-    for s in tqdm(samples, desc="evaluate", disable=not progress):
-        res = outdir / f"{sample_key(s.id)}.png"
-        if not _result_ok(outdir, s.id):  # a 0-byte / unreadable PNG or one without its JSON is missing
-            missing.append(s.id)
-            continue
-        t = time.perf_counter()
-        with Image.open(res) as im:
-            edited = im.convert("RGB")
-        row: dict[str, Any] = {}
-        if lpips is not None:
-            row["image_fidelity"] = image_fidelity(s.image, edited, lpips)
-            fids.append(row["image_fidelity"])
-        if features is not None:
-            d = mean_distance_sample(s.image, edited, s.sources, s.targets, s.prompt, features)
-            row["distances"] = d
-            row["mean_distance"] = float(np.mean(d))
-            dists.extend(d)
-        row["eval_seconds"] = time.perf_counter() - t
-        per[s.id] = row
+    # a bar on a terminal; in a log one closing line (diffsamplers.progress)
+    with (Progress(len(samples), "evaluate", unit="sample", leave=True) if progress else nullcontext()) as bar:
+        for i in progress_steps(len(samples), bar, "evaluate"):
+            s = samples[i]
+            res = outdir / f"{sample_key(s.id)}.png"
+            if not _result_ok(outdir, s.id):  # a 0-byte / unreadable PNG or one without its JSON is missing
+                missing.append(s.id)
+                continue
+            t = time.perf_counter()
+            with Image.open(res) as im:
+                edited = im.convert("RGB")
+            row: dict[str, Any] = {}
+            if lpips is not None:
+                row["image_fidelity"] = image_fidelity(s.image, edited, lpips)
+                fids.append(row["image_fidelity"])
+            if features is not None:
+                d = mean_distance_sample(s.image, edited, s.sources, s.targets, s.prompt, features)
+                row["distances"] = d
+                row["mean_distance"] = float(np.mean(d))
+                dists.extend(d)
+            row["eval_seconds"] = time.perf_counter() - t
+            per[s.id] = row
     summary = {
         "samples": len(samples),
         "evaluated": len(per),

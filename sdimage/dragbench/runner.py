@@ -6,6 +6,7 @@ import json
 import os
 import re
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -180,7 +181,7 @@ def run_dragbench(
     each process takes its share via ``PartialState().split_between_processes``; every sample is dragged with
     ``config.seed`` (its own generator), so results do not depend on the number of processes.  Returns a summary.
     """
-    from tqdm.auto import tqdm
+    from diffsamplers.progress import Progress
 
     from ..backbones import backbone
     from ..drag import DragConfig, drag
@@ -223,22 +224,27 @@ def run_dragbench(
     if multi:
         with state.split_between_processes(todo) as part:
             mine = list(part)
-    it = tqdm(mine, desc=f"dragbench {sampler}", disable=not progress or not main)
     times = {}
-    for sid in it:
-        s = samples[sid]
-        t = time.perf_counter()
-        image, info = drag(pipe, s.image, s.sources, s.targets, s.prompt, mask=s.mask, sampler=sampler,
-                           config=config, negative_prompt=negative_prompt)
-        info = dict(info)
-        info.update(sample_id=sid, source_format=s.format, **(meta or {}))
-        info["model"] = model
-        if multi:
-            info.update(process_index=state.process_index, num_processes=state.num_processes)
-        write_outputs(image, outdir / f"{sample_key(sid)}.png", info)
-        times[sid] = time.perf_counter() - t
-        if log:
-            log(f"{sid}: {times[sid]:.1f} s")
+    # a bar on a terminal; in a log one plain line per sample and a closing line (diffsamplers.progress)
+    shown = progress and main
+    with (Progress(len(mine), f"dragbench {sampler}", unit="sample", leave=True) if shown else nullcontext()) as bar:
+        for k, sid in enumerate(mine, 1):
+            s = samples[sid]
+            t = time.perf_counter()
+            image, info = drag(pipe, s.image, s.sources, s.targets, s.prompt, mask=s.mask, sampler=sampler,
+                               config=config, negative_prompt=negative_prompt)
+            info = dict(info)
+            info.update(sample_id=sid, source_format=s.format, **(meta or {}))
+            info["model"] = model
+            if multi:
+                info.update(process_index=state.process_index, num_processes=state.num_processes)
+            write_outputs(image, outdir / f"{sample_key(sid)}.png", info)
+            times[sid] = time.perf_counter() - t
+            if bar is not None:
+                bar.update()
+                bar.line(f"dragbench {sampler}: sample {k}/{len(mine)} done ({sid}, {times[sid]:.1f} s)")
+            if log:
+                log(f"{sid}: {times[sid]:.1f} s")
     if multi:
         state.wait_for_everyone()
     return {"samples": len(samples), "skipped": skipped, "ran": len(mine), "ran_ids": list(mine), "seconds": times,
