@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def stages(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
     q = ["--quick"] if quick else []
     tiny = out / "sdimage" / "tiny-model"
+    # The flux stages demonstrate one rectified-flow family on purpose (packed latents, embedded guidance) through the
+    # same drag command; they name it rather than read the registry (sdimage.backbones.families), which would import
+    # torch and diffusers into this driver and run a stage per family.  Every family is tested from the registry.
     tiny_flux = out / "sdimage" / "tiny-flux-model"
     img = out / "sdimage" / "input.png"
     return [

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 import diffsamplers as ds
 from diffsamplers import recipes
-from tests.gaussian_helpers import gaussian_eps_model, levels
+from gaussian_helpers import gaussian_eps_model, levels
 
 F64 = torch.float64
 

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import diffsamplers as ds
-from tests.gaussian_helpers import affine_of, gaussian_eps_model, kl_gauss, levels
+from gaussian_helpers import affine_of, gaussian_eps_model, kl_gauss, levels
 from theory.gaussian import gaussian_path
 from theory.schedules import VE, VPCosine, VPLinear
 
