@@ -171,6 +171,7 @@ def drive_drag(page, url: str, image_path: Path, download_dir: Path, *, points=(
 
     # click a handle, then its target (each click redraws the view: wait for it before the next click)
     for x, y in points:
+        page.locator("#drag-points img").scroll_into_view_if_needed()  # the Run button may have scrolled it away
         left, top, r, nw = _view_rect(page)
         zoom = nw / image_width
         page.mouse.click(left + (x + 0.5) * zoom * r, top + (y + 0.5) * zoom * r)

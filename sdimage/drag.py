@@ -180,6 +180,22 @@ def _save_frames(frames: list, directory: Path, op_path: list | None = None, dur
     return {"frames": paths, "gif": str(gif), "index": str(index)}
 
 
+def _stoppable(on_step, should_stop):
+    """A LoRA step callback that also raises :class:`sdimage.errors.Stopped` when ``should_stop()`` says so."""
+    if should_stop is None:
+        return on_step
+
+    def step(k: int, n: int) -> None:
+        if should_stop():
+            from .errors import Stopped
+
+            raise Stopped("stopped")
+        if on_step is not None:
+            on_step(k, n)
+
+    return step
+
+
 def drag(
     pipe,
     image,
@@ -194,6 +210,7 @@ def drag(
     progress: bool = False,
     on_op: Callable[[int, int, Any], None] | None = None,
     on_lora_step: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ):
     """SDE-Drag (``sampler="sde"``) or ODE-Drag (``"ode"``) of ``image``: move each source point to its target.
 
@@ -205,7 +222,8 @@ def drag(
 
     Callbacks (for a front end such as :mod:`sdimage.gui`): ``on_op(i, m, image)`` after drag operation i (0-based)
     of m with the decoded PIL image; ``on_lora_step(k, n)`` after LoRA training step k (1-based) of n (not called
-    when the adapter comes from the cache).
+    when the adapter comes from the cache).  ``should_stop()`` is asked before every model evaluation and LoRA step:
+    True raises :class:`sdimage.errors.Stopped` (the pipeline is left clean).
     """
     from .latents import decode, encode, image_multiple, mask_to_latent, to_pil, vae_factor
     from .lora import ensure_lora, remove_lora
@@ -268,10 +286,10 @@ def drag(
                 lora_info = ensure_lora(
                     bb, x0, img, prompt, cond, steps=config.lora_steps, rank=config.lora_rank, lr=config.lora_lr,
                     seed=config.seed, batch_size=config.lora_batch_size, cache_dir=config.lora_cache_dir,
-                    progress=progress, on_step=on_lora_step,
+                    progress=progress, on_step=_stoppable(on_lora_step, should_stop),
                 )
             t_lora = time.perf_counter()
-            model = make_eps_model(bb, cond, uncond)
+            model = make_eps_model(bb, cond, uncond, should_stop=should_stop)
             if save_intermediates is not None:
                 frames.append(to_pil(img))
             decode_s = 0.0

@@ -11,3 +11,8 @@ class SdImageError(BadInput):
 
     A :class:`cliutil.BadInput` (hence a ``ValueError``): every CLI of the project prints it as one ``error:`` line
     and exits with status 2."""
+
+
+class Stopped(SdImageError):
+    """The user stopped the run (the editor's Stop button, or the browser tab went away): raised at the next model
+    evaluation, so a run stops within one sampler step."""

@@ -147,6 +147,7 @@ class EpsModel:
             raise SdImageError(f"{bb.arch}: extra input channels (inpainting denoisers) are not supported")
         self.nfe = 0
         self.unet_rows = 0
+        self.should_stop: Callable[[], bool] | None = None  # checked before every evaluation (Stop in the editor)
 
     # kept for callers that read them directly
     @property
@@ -167,6 +168,10 @@ class EpsModel:
     @torch.no_grad()
     def __call__(self, x: Tensor, t, guidance: float | None = None, lora_scale: float | None = None):
         """ε (or a Prediction) at label t; ``guidance`` / ``lora_scale`` override the model's own for this call."""
+        if self.should_stop is not None and self.should_stop():
+            from .errors import Stopped
+
+            raise Stopped("stopped")
         bb = self.backbone
         b = x.shape[0]
         g = self.guidance_at(t) if guidance is None else float(guidance)
@@ -201,6 +206,10 @@ def make_eps_model(
     guidance: Guidance = 1.0,
     cross_attention_kwargs: AttnKwargs = None,
     extra_channels: Tensor | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> EpsModel:
-    """Functional alias of :class:`EpsModel`."""
-    return EpsModel(pipe, prompt_embeds, negative_embeds, guidance, cross_attention_kwargs, extra_channels)
+    """Functional alias of :class:`EpsModel` (``should_stop``: checked before every evaluation; True raises
+    :class:`sdimage.errors.Stopped`)."""
+    model = EpsModel(pipe, prompt_embeds, negative_embeds, guidance, cross_attention_kwargs, extra_channels)
+    model.should_stop = should_stop
+    return model

@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 from torch import Tensor
@@ -130,6 +130,7 @@ def inpaint(
     pipe, image: Tensor, mask: Tensor, prompt: str = "", sampler: Sampler = "sde", solver: Solver = "ddim",
     order: int = 2, eta: float | None = None, steps: int = 50, guidance: float = 7.5, negative_prompt: str = "",
     seed: int = 0, strength: float = 1.0, renoise: Literal["fixed", "fresh"] = "fixed", progress: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TaskResult:
     """Inpaint where ``mask`` is 1 ([1, 1, H, W] pixel mask; 1 = inpaint) by :func:`diffsamplers.recipes.inpaint`.
 
@@ -158,6 +159,7 @@ def inpaint(
             masked = encode(bb, image * (mask < 0.5).to(image.dtype))
             extra = torch.cat([m.to(masked.dtype), masked], dim=1)
         model = EpsModel(bb, cond, uncond, guidance, extra_channels=extra)
+        model.should_stop = should_stop
         with _timed(times):
             res = recipes.inpaint(model, y0, m < 0.5, grid, sampler, GaussianNoise(_generator(seed)),
                                   start="noise" if strength >= 1.0 else "noised", renoise=renoise, blend=not nine,
@@ -177,7 +179,7 @@ def inpaint(
 def translate(
     pipe, image: Tensor, prompt: str, t0: float = 0.5, sampler: Sampler = "sde", solver: Solver = "ddim",
     order: int = 2, eta: float | None = None, steps: int = 50, guidance: float = 7.5, negative_prompt: str = "",
-    seed: int = 0, progress: bool = False,
+    seed: int = 0, progress: bool = False, should_stop: Callable[[], bool] | None = None,
 ) -> TaskResult:
     """SDEdit (:func:`diffsamplers.recipes.sdedit`): noise the encoded image to t0 (diffusers' img2img 'strength')
     and denoise with the SDE (DDPM / SDE-DPM-Solver++) or its ODE counterpart from the same noised latent."""
@@ -190,6 +192,7 @@ def translate(
         cond, uncond = encode_prompt(bb, prompt, negative_prompt)
         y0 = encode(bb, image).to(sdt)
         model = EpsModel(bb, cond, uncond, guidance)
+        model.should_stop = should_stop
         with _timed(times):
             res = recipes.sdedit(model, y0, grid, sampler, GaussianNoise(_generator(seed)), solver=solver, order=order,
                                  eta=eta, progress=progress)
@@ -206,6 +209,7 @@ def translate(
 def diffedit_mask(
     pipe, latents: Tensor, source_prompt: str, target_prompt: str, guidance: float = 7.5, draws: int = 10,
     mask_t0: float = 0.5, steps: int = 50, seed: int = 0, thresholding_ratio: float = 3.0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[Tensor, list]:
     """DiffEdit's mask (:func:`diffsamplers.recipes.diffedit_mask`, as diffusers' ``generate_mask``): ``draws``
     noisings to the level of ``mask_t0`` on the ``steps``-step DDIM grid, both prompts with CFG against "".
@@ -214,6 +218,7 @@ def diffedit_mask(
     grid = make_grid(bb, steps, mask_t0, latent_hw=tuple(latents.shape[-2:]))
     src = EpsModel(bb, *encode_prompt(bb, source_prompt, ""), guidance=guidance)
     tgt = EpsModel(bb, *encode_prompt(bb, target_prompt, ""), guidance=guidance)
+    src.should_stop = tgt.should_stop = should_stop
     m = recipes.diffedit_mask(src, tgt, latents, grid, GaussianNoise(_generator(seed)), draws=draws,
                               threshold_ratio=thresholding_ratio)
     return m.to(latents.dtype), [src, tgt]
@@ -224,7 +229,7 @@ def diffedit(
     pipe, image: Tensor, source_prompt: str, target_prompt: str, t0: float = 0.7, sampler: Sampler = "sde",
     steps: int = 50, guidance: float = 7.5, seed: int = 0, mask: Tensor | None = None, mask_draws: int = 10,
     mask_t0: float = 0.5, inversion_guidance: float | None = None, preset: str = "official", solver: str = "ddim",
-    order: int = 2, progress: bool = False,
+    order: int = 2, progress: bool = False, should_stop: Callable[[], bool] | None = None,
 ) -> TaskResult:
     """DiffEdit (:func:`diffsamplers.recipes.diffedit`): ODE = DDIM inversion with the source prompt, then DDIM with
     the target prompt; SDE = Cycle-SDE recorded with the source prompt, replayed with the target prompt.  Outside
@@ -250,7 +255,7 @@ def diffedit(
         if mask is None:
             with _timed(times):
                 m, mm = diffedit_mask(bb, y0, source_prompt, target_prompt, guidance, mask_draws, mask_t0, steps,
-                                      seed)
+                                      seed, should_stop=should_stop)
             models += mm
             mask_source = "automatic"
         else:
@@ -268,6 +273,7 @@ def diffedit(
         enc = EpsModel(bb, *encode_prompt(bb, source_prompt, "" if enc_g != 1.0 else None), guidance=enc_g)
         negative = "" if (official and sampler == "sde") else source_prompt
         target = EpsModel(bb, *encode_prompt(bb, target_prompt, negative), guidance=guidance)
+        enc.should_stop = target.should_stop = should_stop
         models += [enc, target]
         lag = 1 if (official and sampler == "ode") else 0
         with _timed(times):
@@ -290,6 +296,7 @@ def diffedit(
 def reconstruct(
     pipe, image: Tensor, sampler: Sampler = "sde", steps: int = 50, t0: float = 1.0, prompt: str = "",
     guidance: float = 1.0, seed: int = 0, solver: str = "ddim", order: int = 2, progress: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TaskResult:
     """Encode to t0 and decode back with the same prompt (:func:`diffsamplers.recipes.reconstruct`): Cycle-SDE
     (``sampler="sde"``, exact up to float error) or DDIM inversion + DDIM (``"ode"``, approximate).  ``info``
@@ -305,6 +312,7 @@ def reconstruct(
         grid = make_grid(bb, steps, t0, latent_hw=_latent_hw(bb, image))
         y0 = encode(bb, image).to(sdt)
         model = EpsModel(bb, *encode_prompt(bb, prompt, "" if guidance != 1.0 else None), guidance=guidance)
+        model.should_stop = should_stop
         with _timed(times):
             res = recipes.reconstruct(model, y0, grid, sampler, GaussianNoise(_generator(seed)), solver=solver,
                                       order=order, progress=progress)

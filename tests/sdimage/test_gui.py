@@ -365,8 +365,8 @@ def test_gradio_client_scripts_drag(pipe, tmp_path, tiny_image_path, tiny_mask_p
             client.predict(**{**kw, "points": "24,32 ->"}, api_name="/drag")
         with pytest.raises(AppError, match="no image"):
             client.predict(**{**kw, "image": None}, api_name="/drag")
-        out = client.predict(handle_file(str(tiny_image_path)), "a red square", "ode", 0.5, "", 3, 7.5, "ddim", 2, 0,
-                             api_name="/translate")
+        out = client.predict(handle_file(str(tiny_image_path)), "a red square", "ode", 3, 7.5, 0, "ddim", 2, 0.5, "",
+                             api_name="/translate")  # positional: the order of sdimage.gui_app.api_inputs
         assert Image.open(out[2]).size == (64, 64) and out[1] is None  # ODE only: the SDE slot stays empty
     finally:
         app.close()
