@@ -81,7 +81,7 @@ class SDBackbone(Backbone):
 
         cls = {"img2img": diffusers.StableDiffusionImg2ImgPipeline,
                "inpaint": diffusers.StableDiffusionInpaintPipeline}[kind]
-        ref = cls(**{**self.pipe.components, "scheduler": self.scheduler()}, **self.load_kwargs())
+        ref = cls(**{**self.pipe.components, "scheduler": self.scheduler(), **self.load_kwargs()})
         ref.set_progress_bar_config(disable=True)
         return ref
 

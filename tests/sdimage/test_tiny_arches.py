@@ -140,12 +140,7 @@ def test_image_to_image(built):
     prompt, strength, steps, guidance, seed = "a blue car", 0.5, 4, 3.0, 5
     y0 = bb.encode_image(image)  # the latents go in as the image: diffusers would otherwise draw a VAE sample
     hw = tuple(y0.shape[-2:])
-    try:
-        i2i = bb.reference_pipeline("img2img")
-    except TypeError as err:  # a known bug of the sd adapter, not of this test: it passes safety_checker twice
-        if "multiple values for keyword argument 'safety_checker'" in str(err):
-            pytest.xfail(f"SDBackbone.reference_pipeline: {err} (sdimage/backbones/sd.py)")
-        raise
+    i2i = bb.reference_pipeline("img2img")
     assert type(i2i).__name__ in FAMILIES[arch].pipeline_classes and "Img2Img" in type(i2i).__name__
 
     def run(s: int) -> torch.Tensor:
