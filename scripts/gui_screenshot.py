@@ -218,6 +218,25 @@ def drive_drag(page, url: str, image_path: Path, download_dir: Path, *, points=(
             "status": status, "errors": errors, "page_text": page.locator("body").inner_text()}
 
 
+def drive_stop(page, steps: int = 999, step_size: float = 0.1, timeout_s: float = 60) -> dict:
+    """After :func:`drive_drag` (image, mask and points in place): start a long drag, press Stop once it runs, and
+    return the status line and the seconds from the click to the page saying it stopped."""
+    _fill_number(page, "drag-steps", steps)
+    _fill_number(page, "drag-step-size", step_size)
+    page.locator("#drag-sampler").get_by_label("SDE", exact=True).check()
+    page.locator("#drag-use-lora input").uncheck()
+    page.locator("#drag-prompt textarea").click()
+    page.wait_for_timeout(500)
+    page.locator("#drag-run").click()
+    page.wait_for_function("() => /model calls|operation/.test(document.querySelector('#drag-status')?.innerText "
+                           "|| '')", timeout=timeout_s * 1000)
+    t = time.time()
+    page.locator("#drag-stop").click()
+    page.wait_for_function("() => /Stopped/.test(document.querySelector('#drag-status')?.innerText || '')",
+                           timeout=timeout_s * 1000)
+    return {"status": page.locator("#drag-status").inner_text(), "stop_s": time.time() - t}
+
+
 def decode_png(data: bytes):
     import numpy as np
     from PIL import Image

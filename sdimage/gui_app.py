@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 MAX_QUEUE = 8
 """Default most runs waiting for the model (``gui --max-queue``); one more gets the busy message."""
+DELETE_CACHE = (600, 3600)
+"""Gradio's temporary copies (uploads, results it serves) older than an hour are deleted every 10 minutes."""
 SAMPLER_RADIO = [("SDE", "sde"), ("ODE", "ode"), ("Both: SDE and ODE side by side (same seed)", "both")]
 OUTPUT_ORDER = ("status", "live", "sde", "ode", "gif", "files", "meta", "mask_out")  # what an endpoint returns
 ONE_OPERATION = 1000.0  # the drag tab's step size for "one operation" (larger than any drag)
@@ -546,10 +548,13 @@ def _drag_points(page: _Page, editor) -> dict[str, Any]:
 
 def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str | None = None,
               max_side: int | None = 512, drag_defaults: dict[str, Any] | None = None,
-              task_defaults: dict[str, Any] | None = None, max_queue: int | None = MAX_QUEUE):
+              task_defaults: dict[str, Any] | None = None, max_queue: int | None = MAX_QUEUE,
+              delete_cache: tuple[int, int] | None = DELETE_CACHE):
     """The Gradio Blocks app on a loaded pipeline.  ``drag_defaults`` / ``task_defaults`` override the shown
     defaults of the drag settings (e.g. ``{"steps": 10}``) and of the other tabs (``{"steps": 5}``): demos and
-    tests; the page otherwise starts at the official defaults.  ``max_queue`` runs may wait (None: no limit)."""
+    tests; the page otherwise starts at the official defaults.  ``max_queue`` runs may wait (None: no limit).
+    ``delete_cache`` = (every, age) seconds: Gradio's copies of uploads and results older than ``age`` are deleted
+    every ``every`` seconds (the results stay in ``out_dir``)."""
     from .backbones import backbone, execution_device
     from .gui import _import_gradio
 
@@ -569,7 +574,7 @@ def build_app(pipe, model: str = "", out_dir: str | None = None, lora_cache: str
     task_d = {"steps": 50, "guidance": float(bb.default_guidance), **(task_defaults or {})}
     page = _Page(gr, ws, ws.factor(), max_side, fail,
                  {"drag": dict(drag_defaults or {}), **{t.task: task_d for t in TABS if t.task != "drag"}})
-    with gr.Blocks(title="sdimage: SDE vs ODE editor", analytics_enabled=False) as app:
+    with gr.Blocks(title="sdimage: SDE vs ODE editor", analytics_enabled=False, delete_cache=delete_cache) as app:
         gr.Markdown(
             "## SDE vs ODE image editing\n"
             f"Model `{model or 'pipeline'}` ({bb.arch}) on `{execution_device(pipe)}` "

@@ -286,23 +286,35 @@ def test_inpaint_translate_diffedit_side_by_side(ws, image, mask):
     assert any("resized to 64x64" in n for n in out.notes)
 
 
-@pytest.mark.parametrize("arch", ["flux", pytest.param("sdxl", marks=pytest.mark.slow)])
+def _other_families():
+    from sdimage.backbones import families
+
+    arches = [c.arch for c in families()][1:]  # the first (the default) is the module's own pipe
+    return [a if k == 0 else pytest.param(a, marks=pytest.mark.slow) for k, a in enumerate(arches)]
+
+
+KNOWN = {"flux": (4, 3.5), "sdxl": (2, 7.5), "sd3": (4, 7.0), "qwenimage": (8, 4.0)}  # tiny models: multiple, CFG
+
+
+@pytest.mark.parametrize("arch", _other_families())
 def test_other_backbones(arch, image, mask, tmp_path):
-    """Whatever the CLI loads works in the editor: the family's image multiple and CFG default are used."""
+    """Every registered family works in the editor: the family's image multiple and CFG default are used."""
+    from sdimage.backbones import adapter_class
+    from sdimage.latents import image_multiple
     from sdimage.tiny import make_tiny_pipeline
 
-    ws = H.Workspace(make_tiny_pipeline(seed=0, arch=arch), model=f"tiny-{arch}", out_dir=str(tmp_path / "out"),
-                     lora_cache=str(tmp_path / "lora"))
-    assert ws.factor() == {"flux": 4, "sdxl": 2}[arch]
-    assert ws.default_guidance() == {"flux": 3.5, "sdxl": 7.5}[arch]
+    pipe = make_tiny_pipeline(seed=0, arch=arch)
+    ws = H.Workspace(pipe, model=f"tiny-{arch}", out_dir=str(tmp_path / "out"), lora_cache=str(tmp_path / "lora"))
+    factor, cfg = KNOWN.get(arch, (image_multiple(pipe), adapter_class(arch).default_guidance))
+    assert ws.factor() == factor and ws.default_guidance() == cfg
     out = H.run_drag(ws, image, mask, "16,32 -> 48,32", "p", "both", steps=5, t0=0.6, step_size=8, lora_steps=2)
     a, b = _arr(out.images["sde"]), _arr(out.images["ode"])
     assert np.abs(a - b).mean() > 1.0 and out.metadata["runs"]["ode"]["lora"]["cached"] is True
     assert out.metadata["runs"]["sde"]["arch"] == arch
     out = H.run_translate(ws, image, "a red square", "both", steps=4)
     assert out.metadata["runs"]["sde"]["guidance"] == ws.default_guidance()
-    if arch == "flux":
-        with pytest.raises(SdImageError, match="not divisible by 4"):
+    if factor > 2:
+        with pytest.raises(SdImageError, match=f"not divisible by {factor}"):
             H.run_drag(ws, image.crop((0, 0, 62, 64)), None, "16,32 -> 48,32", "p", "sde", **FAST_DRAG)
 
 
@@ -315,6 +327,8 @@ def test_gui_command_checks_before_loading(tmp_path, capsys):
     assert err.startswith("error: ") and "does not exist" in err and "\n" not in err
     assert main(["gui", "--model", str(tmp_path), "--port", "70000"]) == 2
     assert "--port must be in [1, 65535]" in capsys.readouterr().err
+    assert main(["gui", "--model", str(tmp_path), "--max-queue", "0"]) == 2
+    assert "--max-queue must be in [1, 1000]" in capsys.readouterr().err
     with socket.socket() as busy:  # a port in use: said before the model loads
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scripts.gui_screenshot import decode_png, drive_drag, find_chromium, free_port, start_gui, stop_gui
+from scripts.gui_screenshot import decode_png, drive_drag, drive_stop, find_chromium, free_port, start_gui, stop_gui
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -64,6 +64,7 @@ def test_drag_in_a_real_browser(tiny_model_dir, tiny_image_path, tmp_path):
                 if shot:
                     Path(shot).parent.mkdir(parents=True, exist_ok=True)
                     page.screenshot(path=shot, full_page=True)
+                stopped = drive_stop(page)  # a long drag, then Stop (issue 23)
             finally:
                 browser.close()
     finally:
@@ -87,4 +88,7 @@ def test_drag_in_a_real_browser(tiny_model_dir, tiny_image_path, tmp_path):
     assert meta["runs"]["sde"]["num_drag_ops"] == 2 and meta["runs"]["sde"]["lora"]["cached"] is False
     assert meta["runs"]["ode"]["lora"]["cached"] is True
     assert "Done" in res["status"]
+    # Stop: the page says so within seconds, with what the stopped drag kept
+    assert stopped["status"].startswith("Stopped") and "SDE-Drag was stopped" in stopped["status"], stopped
+    assert stopped["stop_s"] < 30, stopped
     print(f"browser drag test: {elapsed:.0f} s")
