@@ -36,7 +36,7 @@ def main() -> None:
             grid, fgrid = drag_grids(pipe, cfg)
             t = time.perf_counter()
             out = drag_latents(make_eps_model(pipe, cond, unc), x0, grid, [(12, 16)], [(16, 16)], keep, "sde", cfg,
-                               forward_grid=fgrid, schedules=drag_schedules(cfg, False)).latent
+                               forward_grid=fgrid, schedules=drag_schedules(cfg, False)).x
             row[preset] = float((out - x0).abs()[keep.expand_as(x0)].mean())
             row[f"{preset}_s"] = round(time.perf_counter() - t, 2)
         row["clean_vs_official"] = row["clean"] / row["official"] - 1

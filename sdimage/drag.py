@@ -39,30 +39,20 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from diffsamplers import GaussianNoise, Grid, cosine_ramp, linear_ramp, num_drag_ops, recipes
+from diffsamplers import EditResult, GaussianNoise, Grid, cosine_ramp, linear_ramp, num_drag_ops, recipes
 
 from .drag_inputs import DRAG_MASK_RULE, Point, as_image_tensor, as_mask, points_to_latent, validate_points
 from .errors import SdImageError
+from .results import TaskResult
 from .settings import CONFIG_FLAGS, MAX_DRAG_OPS, DragConfig
 
-__all__ = ["DragConfig", "CONFIG_FLAGS", "DragResult", "official_nfe", "check_drag_ops", "drag_latents", "drag", "drag_grids", "drag_schedules"]
-
-
-@dataclass
-class DragResult:
-    """Output of :func:`drag_latents`: the final latent and the latent after every drag operation."""
-
-    latent: Tensor
-    intermediates: list[Tensor] = field(default_factory=list)
-    sources: list[list[Point]] = field(default_factory=list)
-    targets: list[list[Point]] = field(default_factory=list)
+__all__ = ["DragConfig", "CONFIG_FLAGS", "official_nfe", "check_drag_ops", "drag_latents", "drag", "drag_grids", "drag_schedules"]
 
 
 def official_nfe(config: DragConfig, m: int = 1, sampler: str = "sde") -> dict[str, int]:
@@ -133,9 +123,9 @@ def drag_latents(
     progress: bool = False,
     forward_grid: Grid | None = None,
     schedules: dict | None = None,
-) -> DragResult:
+) -> EditResult:
     """:func:`diffsamplers.recipes.drag` on a (B, C, h, w) latent with (x, y) latent-pixel points and a boolean
-    editable ``mask``.  All random draws (forward chains, paste noise) come from one generator seeded with
+    editable ``mask``; returns the recipe's :class:`diffsamplers.EditResult` (its ops in (row, col)).  All random draws (forward chains, paste noise) come from one generator seeded with
     ``config.seed``."""
     config = (config or DragConfig()).validate()
     if sampler not in ("sde", "ode"):
@@ -149,8 +139,7 @@ def drag_latents(
         paste=config.paste, variant=config.variant, forward_grid=forward_grid, schedules=schedules, on_op=on_step,
         solver=config.solver, order=config.order, progress=progress,
     )
-    xy = lambda pts: [(int(p[1]), int(p[0])) for p in pts]  # noqa: E731  (row, col) -> (x, y)
-    return DragResult(res.x, res.intermediates, [xy(op.sources) for op in res.ops], [xy(op.targets) for op in res.ops])
+    return res
 
 
 def _save_frames(frames: list, directory: Path, op_path: list | None = None, duration_ms: int = 400,
@@ -218,7 +207,8 @@ def drag(
     ``targets``: (x, y) image pixels.  ``mask``: H×W, True / white = editable (None = everything); outside it the
     latent is reset to the recorded trajectory after every step.  ``save_intermediates``: a folder receiving the
     decoded image after every drag operation and ``trajectory.gif``.  The pipeline is returned unchanged (the LoRA
-    adapter is removed afterwards).  Returns ``(PIL image, info)`` with ``info`` JSON-ready.
+    adapter is removed afterwards).  Returns a :class:`sdimage.results.TaskResult` (``info`` JSON-ready; ``frames``
+    the pictures saved with ``save_intermediates``), as every task does.
 
     Callbacks (for a front end such as :mod:`sdimage.gui`): ``on_op(i, m, image)`` after drag operation i (0-based)
     of m with the decoded PIL image; ``on_lora_step(k, n)`` after LoRA training step k (1-based) of n (not called
@@ -310,7 +300,7 @@ def drag(
                                progress=progress, forward_grid=fgrid,
                                schedules=drag_schedules(config, lora_info is not None))
             t_drag = time.perf_counter()
-            out = decode(bb, res.latent)
+            out = decode(bb, res.x)
             t_end = time.perf_counter()
     finally:
         remove_lora(bb)
@@ -320,8 +310,8 @@ def drag(
         "num_drag_ops": m,
         "grid_steps": k,
         "timesteps": grid_labels(grid),
-        "op_path": [{"sources": [list(p) for p in a], "targets": [list(p) for p in b]}
-                    for a, b in zip(res.sources, res.targets)],
+        "op_path": [{"sources": [[int(p[1]), int(p[0])] for p in op.sources],  # (row, col) -> (x, y)
+                     "targets": [[int(p[1]), int(p[0])] for p in op.targets]} for op in res.ops],
         "nfe": model.nfe,
         "nfe_per_op": model.nfe / m,
         "unet_rows": model.unet_rows,
@@ -339,4 +329,4 @@ def drag(
         info["intermediates"] = _save_frames(frames, Path(save_intermediates), info["op_path"],
                                              meta={k: info[k] for k in ("method", "prompt", "seed", "image_size",
                                                                          "sources", "targets", "num_drag_ops")})
-    return to_pil(out), info
+    return TaskResult(out, info, res.x, lmask, frames)

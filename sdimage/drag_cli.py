@@ -138,9 +138,10 @@ def _cmd_drag(args) -> int:
     if args.mask is not None:  # a mask of the input's size (or any size with --resize-mask) follows the resize
         mask = load_mask(args.mask, image, resize=args.resize_mask or resized)
     _note_slow_drag(args, pipe, config, w, h, [(sources, targets)])
-    result, info = drag(pipe, image, sources, targets, args.prompt, mask=mask, sampler=args.sampler, config=config,
-                        save_intermediates=args.save_intermediates, negative_prompt=args.negative_prompt,
-                        progress=not args.no_progress)
+    res = drag(pipe, image, sources, targets, args.prompt, mask=mask, sampler=args.sampler, config=config,
+               save_intermediates=args.save_intermediates, negative_prompt=args.negative_prompt,
+               progress=not args.no_progress)
+    result, info = res.image, res.info
     info["model"] = args.model
     if resized:
         info["input_image"] = {"size": [w0, h0], "sources": [list(map(int, p)) for p in map(parse_point, args.source)],

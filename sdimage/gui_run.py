@@ -254,7 +254,6 @@ def run_drag(
     check_drag_ops(points_to_latent(sources, f), points_to_latent(targets, f), config)
 
     run_dir = ws.new_run_dir("drag")
-    save_image(image, run_dir / "input.png")
     if mask is not None:
         save_image(mask.convert("RGB"), run_dir / "mask.png")
     meta = _common_meta(ws, "drag", samplers, image, prompt=prompt, negative_prompt=negative_prompt,
@@ -263,60 +262,52 @@ def run_drag(
                         mask=None if mask is None else "mask.png",
                         editable_fraction=1.0 if mask is None else float((np.asarray(mask) >= 128).mean()),
                         config=config.to_dict())
-    images: dict[str, Any] = {}
-    gifs: dict[str, str] = {}
-    files: list[str] = []
     notes: list[str] = []
     if mask is None:
         notes.append("no mask painted: the whole image is editable")
     if scaled_note:
         notes.append(scaled_note)
-    stopped = None
     done_frames: dict[str, list] = {}
-    with ws.lock, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for name in samplers:
-            label = name.upper()
-            done_frames[name] = []
+    gifs: dict[str, str] = {}
 
-            def lora_step(k: int, n: int, label=label) -> None:
-                if on_progress is not None:
-                    on_progress(f"LoRA training ({label} run)", k, n)
+    def call(name: str):
+        label = name.upper()
+        done_frames[name] = []
 
-            def op_done(i: int, m: int, frame, name=name, label=label) -> None:
-                done_frames[name].append((i, m, frame))
-                if on_progress is not None:
-                    on_progress(f"{label}-Drag operation", i + 1, m)
-                if on_intermediate is not None:
-                    on_intermediate(name, i, m, frame)
-
+        def lora_step(k: int, n: int) -> None:
             if on_progress is not None:
-                on_progress(f"{label}-Drag: encoding" + (" and LoRA" if config.lora_steps else ""), 0, 1)
-            try:
-                out, info = drag(ws.pipe, image, sources, targets, prompt, mask=mask, sampler=name, config=config,
-                                 save_intermediates=run_dir / name, negative_prompt=negative_prompt,
-                                 on_op=op_done, on_lora_step=lora_step, should_stop=should_stop)
-            except Stopped:
-                stopped = _keep_partial_drag(name, done_frames[name], run_dir, images, files)
-                break
-            info["model"] = ws.model
-            images[name] = out
-            files.append(str(save_image(out, run_dir / f"{name}.png")))
-            gifs[name] = str(run_dir / f"{name}_trajectory.gif")  # a copy with a telling name, for the download
-            shutil.copyfile(info["intermediates"]["gif"], gifs[name])
-            meta["runs"][name] = info
-    notes += _warning_notes(caught)
-    if stopped is not None:
-        notes.append(stopped)
-        meta["stopped"] = stopped
+                on_progress(f"LoRA training ({label} run)", k, n)
+
+        def op_done(i: int, m: int, frame) -> None:
+            done_frames[name].append((i, m, frame))
+            if on_progress is not None:
+                on_progress(f"{label}-Drag operation", i + 1, m)
+            if on_intermediate is not None:
+                on_intermediate(name, i, m, frame)
+
+        if on_progress is not None:
+            on_progress(f"{label}-Drag: encoding" + (" and LoRA" if config.lora_steps else ""), 0, 1)
+        return drag(ws.pipe, image, sources, targets, prompt, mask=mask, sampler=name, config=config,
+                    save_intermediates=run_dir / name, negative_prompt=negative_prompt, on_op=op_done,
+                    on_lora_step=lora_step, should_stop=should_stop)
+
+    def on_result(name: str, res) -> list[str]:
+        gifs[name] = str(run_dir / f"{name}_trajectory.gif")  # a copy with a telling name, for the download
+        shutil.copyfile(res.info["intermediates"]["gif"], gifs[name])
+        return []
+
+    def on_stop(name: str, images: dict, files: list) -> str:
+        return _keep_partial_drag(name, done_frames.get(name, []), run_dir, images, files)
+
+    out = _run_task(ws, "drag", samplers, image, meta, call, None, notes, run_dir=run_dir, on_result=on_result,
+                    on_stop=on_stop)
     gif = (gifs[next(iter(gifs))] if len(gifs) == 1 else
            _side_by_side_gif(gifs, run_dir / "trajectory_sde_ode.gif") if gifs else None)
-    meta["outputs"] = {k: f"{k}.png" for k in images}
-    meta["trajectory_gifs"] = {k: Path(v).name for k, v in gifs.items()}
-    meta["notes"] = notes
-    js = _write_json(meta, run_dir / "drag.json")
-    files = [str(js)] + files + list(gifs.values()) + ([gif] if gif is not None and gif not in gifs.values() else [])
-    return EditOutput(images, meta, str(js), files, str(run_dir), gif=gif, notes=notes, stopped=stopped is not None)
+    out.metadata["trajectory_gifs"] = {k: Path(v).name for k, v in gifs.items()}
+    _write_json(out.metadata, Path(out.json_path))
+    out.files += list(gifs.values()) + ([gif] if gif is not None and gif not in gifs.values() else [])
+    out.gif = gif
+    return out
 
 
 def _keep_partial_drag(name: str, frames: list, run_dir: Path, images: dict, files: list) -> str:
@@ -337,10 +328,14 @@ def _keep_partial_drag(name: str, frames: list, run_dir: Path, images: dict, fil
 
 # ------------------------------------------------------------------------------------------------------- tasks
 def _run_task(ws: Workspace, task: str, samplers: list[str], image, meta: dict, call, on_progress, notes,
-              ) -> EditOutput:
-    from .latents import save_image, to_pil
+              run_dir: Path | None = None, on_result=None, on_stop=None) -> EditOutput:
+    """The one runner of every tab: ``call(sampler)`` (a :class:`sdimage.results.TaskResult`) for each sampler,
+    under the workspace lock, with the package's warnings as notes; a :class:`Stopped` run keeps what finished
+    (``on_stop(sampler, images, files)`` may keep more and returns the note); ``on_result(sampler, result)`` adds
+    files.  Writes ``<sampler>.png`` and ``<task>.json``."""
+    from .latents import save_image
 
-    run_dir = ws.new_run_dir(task)
+    run_dir = ws.new_run_dir(task) if run_dir is None else run_dir
     save_image(image, run_dir / "input.png")
     images: dict[str, Any] = {}
     extra: dict[str, Any] = {}
@@ -353,14 +348,20 @@ def _run_task(ws: Workspace, task: str, samplers: list[str], image, meta: dict, 
             try:
                 res = call(name)
             except Stopped:
-                done = ", ".join(k.upper() for k in images) or "nothing"
-                notes = notes + [f"stopped during the {name.upper()} run (kept: {done})"]
-                meta["stopped"] = notes[-1]
+                if on_stop is not None:
+                    note = on_stop(name, images, files)
+                else:
+                    done = ", ".join(k.upper() for k in images) or "nothing"
+                    note = f"stopped during the {name.upper()} run (kept: {done})"
+                notes = notes + [note]
+                meta["stopped"] = note
                 break
             res.info["model"] = ws.model
-            images[name] = to_pil(res.image)
+            images[name] = res.pil()
             files.append(str(save_image(images[name], run_dir / f"{name}.png")))
             meta["runs"][name] = res.info
+            if on_result is not None:
+                files += on_result(name, res)
             if task == "diffedit" and res.mask is not None:
                 from PIL import Image
 

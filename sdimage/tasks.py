@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Callable, Literal
 
 import torch
@@ -36,6 +35,7 @@ from torch import Tensor
 from diffsamplers import GaussianNoise, Grid, check_preset, recipes
 
 from .errors import SdImageError
+from .results import TaskResult
 from .backbones import backbone, execution_device
 from .latents import decode, encode, mask_to_latent, vae_factor
 from .model import EpsModel, encode_prompt, grid_labels, make_grid, make_official_grids
@@ -45,16 +45,6 @@ __all__ = ["TaskResult", "inpaint", "translate", "diffedit", "reconstruct", "dif
 
 Sampler = Literal["ode", "sde"]
 Solver = Literal["ddim", "dpmpp"]
-
-
-@dataclass
-class TaskResult:
-    """What a task returns: the decoded image, its JSON metadata and the latents it decoded."""
-
-    image: Tensor            # [1, 3, H, W] in [-1, 1]
-    info: dict               # JSON-able parameters and measurements
-    latents: Tensor          # the final latents (sampler state dtype)
-    mask: Tensor | None = None  # the latent mask used (inpaint: 1 = inpaint; DiffEdit: 1 = edit)
 
 
 def _state_dtype(pipe) -> torch.dtype:

@@ -33,4 +33,4 @@ def test_digits_drag_equals_sdimage_drag_bit_for_bit(sampler):
     sd = drag_latents(eps, as_image(x[0])[None, None], grid, [handle[::-1]], [target[::-1]], editable[None, None],
                       sampler, cfg, generator=torch.Generator().manual_seed(20))
     assert len(sd.intermediates) == 3  # |(2, 2)| = 2.83 px at 1 px per operation
-    assert torch.equal(digits[0], as_rows(sd.latent[0, 0]))
+    assert torch.equal(digits[0], as_rows(sd.x[0, 0]))

@@ -231,9 +231,9 @@ def run_dragbench(
         for k, sid in enumerate(mine, 1):
             s = samples[sid]
             t = time.perf_counter()
-            image, info = drag(pipe, s.image, s.sources, s.targets, s.prompt, mask=s.mask, sampler=sampler,
-                               config=config, negative_prompt=negative_prompt)
-            info = dict(info)
+            res = drag(pipe, s.image, s.sources, s.targets, s.prompt, mask=s.mask, sampler=sampler, config=config,
+                       negative_prompt=negative_prompt)
+            image, info = res.image, dict(res.info)
             info.update(sample_id=sid, source_format=s.format, **(meta or {}))
             info["model"] = model
             if multi:

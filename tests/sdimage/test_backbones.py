@@ -133,7 +133,8 @@ def test_drag_runs_and_paste_off_returns_input(arch_pipe, sampler):
     m = backbone(pipe).image_multiple
     img = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4)) * 2 - 1
     cfg = DragConfig(steps=10, t0=0.6, lora_steps=2, preset="official")
-    out, info = drag(pipe, img, [(20, 20)], [(28, 24)], "a photo", sampler=sampler, config=cfg)
+    res = drag(pipe, img, [(20, 20)], [(28, 24)], "a photo", sampler=sampler, config=cfg)
+    out, info = res.pil(), res.info
     assert out.size == (64, 64) and info["arch"] == backbone(pipe).arch and info["num_drag_ops"] >= 1
     assert 64 % m == 0
     # paste off: the drag is the encode/decode round trip, exact for Cycle-SDE
@@ -146,7 +147,7 @@ def test_drag_runs_and_paste_off_returns_input(arch_pipe, sampler):
         res = drag_latents(model, y0, grid, [(4, 4)], [(6, 5)], None, "sde", off,
                            generator=torch.Generator().manual_seed(0))
         assert model.nfe == 2 * grid.num_steps
-        assert float((res.latent - y0).abs().max()) <= 1e-10
+        assert float((res.x - y0).abs().max()) <= 1e-10
 
 
 def test_lora_trains_on_the_denoiser(arch_pipe, tmp_path):
@@ -303,7 +304,8 @@ def test_fast_preset_drag_on_every_family(arch_pipe, sampler):
     img = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4)) * 2 - 1
     f = preset_defaults("fast")
     cfg = DragConfig(preset="fast", steps=10, t0=0.6)  # the fast solver, step size and LoRA; a shorter grid
-    out, info = drag(pipe, img, [(16, 16)], [(40, 28)], "a photo", sampler=sampler, config=cfg)
+    res = drag(pipe, img, [(16, 16)], [(40, 28)], "a photo", sampler=sampler, config=cfg)
+    out, info = res.pil(), res.info
     assert out.size == (64, 64) and info["solver"] == f.solver and info["preset"] == "fast"
     assert info["lora"] is None if f.lora_steps == 0 else info["lora"] is not None
     k = int(0.6 * 10)

@@ -91,8 +91,8 @@ def test_loop_nfe_and_mask_with_toy_model(sampler):
     m = num_drag_ops([(2, 3)], [(7, 3)], 2.0)
     assert len(res.intermediates) == m == 3  # D = 5 -> 3 operations
     assert model.nfe == m * 2 * grid.num_steps  # record + replay, or inversion + sampling
-    assert torch.equal(res.latent[~keep.expand_as(x0)], x0[~keep.expand_as(x0)])
-    assert not torch.allclose(res.latent, x0)
+    assert torch.equal(res.x[~keep.expand_as(x0)], x0[~keep.expand_as(x0)])
+    assert not torch.allclose(res.x, x0)
 
 
 def test_sde_loop_without_paste_is_exact_toy():
@@ -100,7 +100,7 @@ def test_sde_loop_without_paste_is_exact_toy():
     res = drag_latents(ToyEps(), x0, _grid(), [(1, 1), (9, 3)], [(8, 8), (3, 12)], None, "sde",
                        DragConfig(paste=False))
     assert len(res.intermediates) == 5  # D = |(-6, 9)| = 10.8 -> 5 operations
-    assert (res.latent - x0).abs().max() < 1e-10
+    assert (res.x - x0).abs().max() < 1e-10
 
 
 def _sd_model(pipe, prompt="a photo", guidance=3.0, steps=4, t0=0.5):
@@ -118,7 +118,7 @@ def test_sde_drag_without_paste_returns_input_latent_float64(pipe64):
     x0 = torch.randn(1, 4, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     res = drag_latents(model, x0, grid, [(4, 4)], [(6, 5)], None, "sde", cfg, schedules=drag_schedules(cfg, False))
     assert model.nfe == 2 * grid.num_steps
-    assert (res.latent - x0).abs().max() < 1e-10
+    assert (res.x - x0).abs().max() < 1e-10
 
 
 def test_outside_mask_equals_input_after_real_drag(pipe):
@@ -131,8 +131,8 @@ def test_outside_mask_equals_input_after_real_drag(pipe):
     assert keep.shape == (1, 1, 32, 32) and int(keep.sum()) == 32 * 20
     res = drag_latents(model, x0, grid, [(5, 10)], [(7, 10)], keep, "sde", cfg, schedules=drag_schedules(cfg, False))
     outside = ~keep.expand_as(x0)
-    assert torch.equal(res.latent[outside], x0[outside])
-    assert (res.latent[~outside] - x0[~outside]).abs().max() > 1e-3
+    assert torch.equal(res.x[outside], x0[outside])
+    assert (res.x[~outside] - x0[~outside]).abs().max() > 1e-3
 
 
 # ------------------------------------------------------------------------------------------ LoRA
@@ -185,7 +185,8 @@ def test_drag_api_warns_on_empty_mask_and_keeps_image(pipe):
     img = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(6)) * 2 - 1
     cfg = DragConfig(steps=2, t0=0.5, lora_steps=0)
     with pytest.warns(SdImageWarning, match="no editable"):
-        out, info = drag(pipe, img, [(10, 10)], [(20, 12)], "x", mask=np.zeros((64, 64), bool), config=cfg)
+        res = drag(pipe, img, [(10, 10)], [(20, 12)], "x", mask=np.zeros((64, 64), bool), config=cfg)
+    out, info = res.pil(), res.info
     assert info["mask"]["latent_editable_pixels"] == 0 and info["nfe"] == info["num_drag_ops"] * 2
     recon = to_pil(decode(pipe, encode(pipe, img)))  # nothing editable: the latent is kept exactly
     assert np.array_equal(np.asarray(out), np.asarray(recon))
@@ -207,8 +208,9 @@ def test_drag_latents_is_the_recipe_bit_for_bit(preset):
     a = drag_latents(ToyEps(), x0, _grid(), [(3, 4), (12, 10)], [(8, 6), (10, 13)], keep, "sde", cfg)
     b = recipes.drag(ToyEps(), x0, _grid(), [(4, 3), (10, 12)], [(6, 8), (13, 10)], sampler="sde", mask=keep,
                      noise=GaussianNoise(torch.Generator().manual_seed(5)), preset=preset, r=3, step_size=2.0)
-    assert torch.equal(a.latent, b.x) and len(a.intermediates) == len(b.intermediates)
-    assert a.sources == [[(p[1], p[0]) for p in op.sources] for op in b.ops]
+    assert torch.equal(a.x, b.x) and len(a.intermediates) == len(b.intermediates)
+    assert [op.sources for op in a.ops] == [op.sources for op in b.ops]
+    assert [op.targets for op in a.ops] == [op.targets for op in b.ops]
 
 
 def test_lora_training_depends_only_on_its_seed():

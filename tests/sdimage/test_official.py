@@ -210,7 +210,7 @@ def test_sde_drag_official_preset_equals_transcription(pipe64, pipe64_lora, t0, 
     grid, fgrid = drag_grids(pipe64, cfg)
     model = make_eps_model(pipe64, cond, unc)
     ours = drag_latents(model, x0, grid, src, tgt, keep, "sde", cfg, generator=torch.Generator().manual_seed(seed),
-                        forward_grid=fgrid, schedules=drag_schedules(cfg, lora=lora)).latent
+                        forward_grid=fgrid, schedules=drag_schedules(cfg, lora=lora)).x
 
     sched = DPMSolverMultistepScheduler.from_config(pipe64.scheduler.config)
     randn = Draws(seed)
@@ -225,7 +225,7 @@ def test_sde_drag_official_preset_equals_transcription(pipe64, pipe64_lora, t0, 
         assert not grid.consistent
     if lora:  # the LoRA-scale ramp reaches the UNet: without it the result differs
         plain = drag_latents(model, x0, grid, src, tgt, keep, "sde", cfg, forward_grid=fgrid,
-                             schedules=drag_schedules(cfg, lora=False)).latent
+                             schedules=drag_schedules(cfg, lora=False)).x
         assert (plain - ours).abs().max() > 1e-6
 
 
@@ -240,7 +240,7 @@ def test_clean_preset_differs_from_official(pipe64):
         cfg = DragConfig(steps=10, t0=0.6, lora_steps=0, preset=preset)
         grid, fgrid = drag_grids(pipe64, cfg)
         outs[preset] = drag_latents(make_eps_model(pipe64, cond, unc), x0, grid, [(6, 9)], [(9, 9)], None, "sde", cfg,
-                                    forward_grid=fgrid, schedules=drag_schedules(cfg, False)).latent
+                                    forward_grid=fgrid, schedules=drag_schedules(cfg, False)).x
     assert (outs["official"] - outs["clean"]).abs().max() > 1e-3
 
 
