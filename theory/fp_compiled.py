@@ -29,18 +29,40 @@ def _edge_slopes(delta, d):
 
 
 @njit(cache=True)
-def _remap_pair(a, b, dep, lo, h, C, D, val):
+def _edge_data(delta, h, d, g, ok):
+    """d, g, ok[0..n]: the edge slopes, second derivatives and quintic flags of the cumulative mass
+    (fokker_planck._edge_data)."""
+    _edge_slopes(delta, d)
+    n = delta.shape[0]
+    for i in range(n + 1):
+        g[i] = 0.0
+        ok[i] = False
+    if n >= 7:
+        for i in range(3, n - 2):
+            am2, am1, a0, ap1 = delta[i - 2], delta[i - 1], delta[i], delta[i + 1]
+            e = (7.0 * (am1 + a0) - am2 - ap1) / 12.0
+            m6 = (37.0 * (am1 + a0) - 8.0 * (am2 + ap1) + (delta[i - 3] + delta[i + 2])) / 60.0
+            if e >= 0.0 and e <= 3.0 * min(am1, a0) and m6 >= 0.0:
+                ok[i] = True
+                d[i] = m6
+                g[i] = (am2 - 15.0 * am1 + 15.0 * a0 - ap1) / (12.0 * h)
+
+
+@njit(cache=True)
+def _remap_pair(a, b, dep, lo, h, C, D, G, OK, val):
     """In place: the lines a, b (cell averages) remapped to departure points dep of the n+1 edges
-    (fokker_planck._remap_lines)."""
+    (fokker_planck._remap_lines: quintic Hermite of the cumulative mass where both edges are ok, else the monotone
+    cubic)."""
     n = a.shape[0]
     hi = lo + n * h
+    hh = 0.5 * h * h
     for line in (a, b):
         C[0] = 0.0
         acc = 0.0
         for i in range(n):
             acc += line[i] * h
             C[i + 1] = acc
-        _edge_slopes(line, D)
+        _edge_data(line, h, D, G, OK)
         xmax = -np.inf
         for i in range(n + 1):
             x = min(max(dep[i], lo), hi)
@@ -50,8 +72,15 @@ def _remap_pair(a, b, dep, lo, h, C, D, val):
             s = u - k
             s2 = s * s
             s3 = s2 * s
-            val[i] = ((2 * s3 - 3 * s2 + 1) * C[k] + (s3 - 2 * s2 + s) * h * D[k] + (3 * s2 - 2 * s3) * C[k + 1]
-                      + (s3 - s2) * h * D[k + 1])
+            if OK[k] and OK[k + 1]:
+                s4 = s3 * s
+                s5 = s3 * s2
+                val[i] = (C[k] + (10 * s3 - 15 * s4 + 6 * s5) * (C[k + 1] - C[k])
+                          + h * (D[k] * (s - 6 * s3 + 8 * s4 - 3 * s5) + D[k + 1] * (-4 * s3 + 7 * s4 - 3 * s5))
+                          + hh * (G[k] * (s2 - 3 * s3 + 3 * s4 - s5) + G[k + 1] * (s3 - 2 * s4 + s5)))
+            else:
+                val[i] = ((2 * s3 - 3 * s2 + 1) * C[k] + (s3 - 2 * s2 + s) * h * D[k]
+                          + (3 * s2 - 2 * s3) * C[k + 1] + (s3 - s2) * h * D[k + 1])
         val[0] = 0.0
         val[n] = C[n]
         vmax = val[0]
@@ -122,13 +151,15 @@ def run_1d(R, D1, D2, ds, V, lam, spectral, lo, h, radices, tw_off, tw, root_off
     dep = np.empty(n + 1)
     C = np.empty(n + 1)
     D = np.empty(n + 1)
+    G = np.empty(n + 1)
+    OK = np.empty(n + 1, np.bool_)
     val = np.empty(n + 1)
     mass = np.empty(2)
     for j in range(D1.shape[0]):
         for half in range(2):
             if half == 1:
                 _departure(lo, h, V[2 * j + 2], V[2 * j + 1], V[2 * j], ds[j], dep)
-                _remap_pair(R[0], R[1], dep, lo, h, C, D, val)
+                _remap_pair(R[0], R[1], dep, lo, h, C, D, G, OK, val)
             Dj = D1[j] if half == 0 else D2[j]
             if Dj > 0.0:
                 _masses(R, mass)
@@ -156,10 +187,12 @@ def sweep_rows(R, V, lo, h, ds):
     dep = np.empty(n + 1)
     C = np.empty(n + 1)
     D = np.empty(n + 1)
+    G = np.empty(n + 1)
+    OK = np.empty(n + 1, np.bool_)
     val = np.empty(n + 1)
     for i in range(R.shape[1]):
         _departure(lo, h, V[i], V[i], V[i], ds, dep)
-        _remap_pair(R[0, i], R[1, i], dep, lo, h, C, D, val)
+        _remap_pair(R[0, i], R[1, i], dep, lo, h, C, D, G, OK, val)
 
 
 @njit(cache=True)
@@ -169,6 +202,8 @@ def sweep_cols(R, V, lo, h, ds):
     dep = np.empty(n + 1)
     C = np.empty(n + 1)
     D = np.empty(n + 1)
+    G = np.empty(n + 1)
+    OK = np.empty(n + 1, np.bool_)
     val = np.empty(n + 1)
     a = np.empty(n)
     b = np.empty(n)
@@ -177,7 +212,7 @@ def sweep_cols(R, V, lo, h, ds):
         for i in range(n):
             a[i] = R[0, i, j]
             b[i] = R[1, i, j]
-        _remap_pair(a, b, dep, lo, h, C, D, val)
+        _remap_pair(a, b, dep, lo, h, C, D, G, OK, val)
         for i in range(n):
             R[0, i, j] = a[i]
             R[1, i, j] = b[i]
@@ -226,3 +261,26 @@ def mixture_many(x, alpha, s2, logw, means, lam, U, want_score, lp_out, score_ou
                             g += U[k, j, e] * zv[k, e]
                         s += lpk[k] * g
                     score_out[it, i, j] = -s / tot
+
+
+@njit(cache=True)
+def lagrange_product_weights(xn, pe, we, deg, W):
+    """W[j] += int of the Lagrange basis polynomial of node j against the weights: on interval i (nodes i, i+1 of
+    xn) the polynomial through the min(deg + 1, n + 1) nearest nodes, evaluated at the points pe[i] with weights
+    we[i] (timegrid.FisherQuadrature)."""
+    n = xn.shape[0] - 1
+    m = min(deg + 1, n + 1)
+    for i in range(n):
+        j0 = min(max(i - (m - 2) // 2, 0), n + 1 - m)
+        for a in range(m):
+            xa = xn[j0 + a]
+            acc = 0.0
+            for q in range(pe.shape[1]):
+                L = we[i, q]
+                x = pe[i, q]
+                for b in range(m):
+                    if b != a:
+                        xb = xn[j0 + b]
+                        L *= (x - xb) / (xa - xb)
+                acc += L
+            W[j0 + a] += acc

@@ -30,6 +30,13 @@ def kl_stack(q: np.ndarray, p: np.ndarray, cell_volume: float, grid_ndim: int, f
     return terms.reshape(terms.shape[:terms.ndim - grid_ndim] + (-1,)).sum(axis=-1) * cell_volume
 
 
+def kl_logratio_stack(q: np.ndarray, lr: np.ndarray, cell_volume: float, grid_ndim: int,
+                      floor: float = 1e-300) -> np.ndarray:
+    """sum q lr dV per leading index, lr = log q - log p (the log-ratio the Fisher side differences)."""
+    terms = np.where(q > floor, q * lr, 0.0)
+    return terms.reshape(terms.shape[:terms.ndim - grid_ndim] + (-1,)).sum(axis=-1) * cell_volume
+
+
 def _grad4_stack(f: np.ndarray, h: float, axis: int) -> np.ndarray:
     """Fourth-order central difference along axis, np.gradient's second-order stencils in the 2 cells at each wall
     (divergences._grad4)."""
@@ -93,8 +100,8 @@ def block_diagnostics(states: np.ndarray, times: np.ndarray, grid, log_p: Option
     nd = grid.dim
     pv = to_point_values_stack(states, nd)
     q, p = pv[:, 0], pv[:, 1]
-    kl = kl_stack(q, p, grid.cell_volume, nd)
     if log_p is None:
+        kl = kl_stack(q, p, grid.cell_volume, nd)
         fi = fisher_two_grid_stack(q, p, grid.spacing)
     else:
         lp_exact = log_p_many(log_p, grid.points(), times).reshape((len(times),) + grid.shape)
@@ -103,6 +110,7 @@ def block_diagnostics(states: np.ndarray, times: np.ndarray, grid, log_p: Option
         w = np.minimum(np.maximum((np.log10(np.maximum(p, 1e-300) / np.maximum(pmax, 1e-300)) + 10.0) / 4.0, 0.0),
                        1.0)
         lr = np.log(np.maximum(q, 1e-300)) - lp_exact - w * (lp_grid - lp_exact)
+        kl = kl_logratio_stack(q, lr, grid.cell_volume, nd)
         fi = fisher_logratio_stack(q, lr, grid.spacing)
     m = states.reshape(states.shape[0], 2, -1).sum(axis=-1) * grid.cell_volume
     mass = np.abs(m - masses0[None, :]).max(axis=1)

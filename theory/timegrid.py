@@ -118,8 +118,8 @@ def schedule_time_grid(schedule, t0: float, t_end: float, n_steps: int, log_shar
 
 def half_g2_phi_weights(times: np.ndarray, schedule, t0: float, t_end: float, log_share: float | None = None,
                         stiff_var: float | None = None, psi=None) -> tuple[np.ndarray, np.ndarray]:
-    """(phi(t), 1/2 g^2(t) / (d phi / d(-t))) at decreasing times: int 1/2 g^2 F dtau = int F w dphi, so
-    integrate_half_g2_fisher on any subsequence of these times is simpson(w F, x=phi) there."""
+    """(phi(t), 1/2 g^2(t) / (d phi / d(-t))) at decreasing times: int 1/2 g^2 F dtau = int F w dphi (the integrand
+    of the old Simpson rule, simpson_phi)."""
     if log_share is None:
         log_share = _default_log_share(stiff_var)
     t = np.asarray(times, dtype=np.float64)
@@ -128,7 +128,7 @@ def half_g2_phi_weights(times: np.ndarray, schedule, t0: float, t_end: float, lo
 
 
 def simpson_phi(phi: np.ndarray, y: np.ndarray) -> float:
-    """Composite Simpson of y over phi (trapezoid below 3 points), as integrate_half_g2_fisher."""
+    """Composite Simpson of y over phi (trapezoid below 3 points)."""
     from scipy.integrate import simpson
 
     if phi.size < 3:
@@ -136,20 +136,61 @@ def simpson_phi(phi: np.ndarray, y: np.ndarray) -> float:
     return float(simpson(y, x=phi))
 
 
-def integrate_half_g2_fisher(times: np.ndarray, fisher: np.ndarray, schedule, t0: float, t_end: float,
-                             log_share: float | None = None, stiff_var: float | None = None, psi=None) -> float:
-    """int 1/2 g^2 F dtau over the output times, composite Simpson in the variable phi of schedule_time_grid
-    (exact change of variables for any time grid; most accurate when the times are uniform in phi).  psi: the
-    cached _psi(schedule, t0, t_end, stiff_var) table, to skip recomputing it."""
-    from scipy.integrate import simpson
+_GL8_X, _GL8_W = np.polynomial.legendre.leggauss(8)
+PRODUCT_DEGREE = 5
 
+
+class FisherQuadrature:
+    """int 1/2 g^2 F dtau from F at decreasing times, by product integration (issue 22): F, smooth in the time-grid
+    variable phi, is interpolated in phi by the polynomial through the 6 nearest times (degree PRODUCT_DEGREE,
+    fewer with fewer times) on each interval and integrated exactly against the weight 1/2 g^2 dt (8-point
+    Gauss-Legendre in t on every interval).  Simpson's rule on y = 1/2 g^2 F / phi' (the old rule) needs y smooth
+    in phi; y is not: phi' switches from the noise variance to the drift's stiffness late in the path, and with
+    8-16 intervals that cost 1e-5 to 8e-4 of KL(t0) (here ~1e-6).  Built once for the times of a run; weights(k)
+    gives the rule for the subsequence times[::k] (its intervals are unions of k of these)."""
+
+    def __init__(self, times: np.ndarray, schedule, t0: float, t_end: float, log_share: float | None = None,
+                 stiff_var: float | None = None, psi=None):
+        if log_share is None:
+            log_share = _default_log_share(stiff_var)
+        t = np.asarray(times, dtype=np.float64)
+        mid, half = 0.5 * (t[:-1] + t[1:]), 0.5 * np.abs(t[:-1] - t[1:])
+        tn = mid[:, None] + half[:, None] * _GL8_X[None, :]
+        allt = np.concatenate([t, tn.ravel()])
+        phi, _ = _phi_parts(schedule, t0, t_end, allt, log_share, stiff_var, psi=psi)
+        self.phi = phi[:t.size]
+        self.phi_nodes = phi[t.size:].reshape(tn.shape)
+        self.w_nodes = (half[:, None] * _GL8_W[None, :]) * (0.5 * np.asarray(schedule.g2(tn), dtype=np.float64))
+
+    def weights(self, k: int = 1) -> np.ndarray:
+        """W with int 1/2 g^2 F dtau ~= W @ F[::k]."""
+        from .fp_compiled import lagrange_product_weights
+
+        n = self.phi_nodes.shape[0] // k
+        pn = np.ascontiguousarray(self.phi_nodes[:n * k].reshape(n, -1))
+        wn = np.ascontiguousarray(self.w_nodes[:n * k].reshape(n, -1))
+        W = np.zeros(n + 1)
+        lagrange_product_weights(np.ascontiguousarray(self.phi[::k][:n + 1]), pn, wn, PRODUCT_DEGREE, W)
+        return W
+
+    def integral(self, fisher: np.ndarray, k: int = 1) -> float:
+        return float(self.weights(k) @ np.asarray(fisher, dtype=np.float64))
+
+
+def integrate_half_g2_fisher(times: np.ndarray, fisher: np.ndarray, schedule, t0: float, t_end: float,
+                             log_share: float | None = None, stiff_var: float | None = None, psi=None,
+                             rule: str = "product") -> float:
+    """int 1/2 g^2 F dtau over the output times (any order): rule "product" (FisherQuadrature, default) or
+    "simpson" (composite Simpson of 1/2 g^2 F / phi' in the variable phi of schedule_time_grid, the rule before
+    issue 22).  psi: the cached psi_table(schedule, t0, t_end, stiff_var), to skip recomputing it."""
     if log_share is None:
         log_share = _default_log_share(stiff_var)
     t = np.asarray(times, dtype=np.float64)
     order = np.argsort(-t)
     t, F = t[order], np.asarray(fisher, dtype=np.float64)[order]
-    phi, dphi = _phi_parts(schedule, t0, t_end, t, log_share, stiff_var, psi=psi)
-    y = 0.5 * np.asarray(schedule.g2(t)) * F / dphi
-    if t.size < 3:
-        return float(np.trapezoid(y, phi))
-    return float(simpson(y, x=phi))
+    if rule == "product" and t.size >= 2:
+        return FisherQuadrature(t, schedule, t0, t_end, log_share, stiff_var, psi).integral(F)
+    if rule not in ("product", "simpson"):
+        raise ValueError(f"unknown rule {rule!r}")
+    phi, w = half_g2_phi_weights(t, schedule, t0, t_end, log_share, stiff_var, psi)
+    return simpson_phi(phi, w * F)
