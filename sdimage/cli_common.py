@@ -45,6 +45,7 @@ def add_task_args(p: argparse.ArgumentParser, task: str, negative: bool = True) 
     """A task's flags: the ODE/SDE switch, one flag per field of its settings declaration
     (:data:`sdimage.settings.TASK_SETTINGS`: type, rule, help), the prompt and output options."""
     from cliutil.settings import add_arguments
+    from diffsamplers import SAMPLERS
     from diffsamplers.presets import preset_defaults
 
     from .backbones import families
@@ -52,7 +53,7 @@ def add_task_args(p: argparse.ArgumentParser, task: str, negative: bool = True) 
 
     cls = TASK_SETTINGS[task]
     g = p.add_argument_group(f"{task} settings")
-    g.add_argument("--sampler", choices=["ode", "sde"], default="sde", help="ODE or SDE (default sde)")
+    g.add_argument("--sampler", choices=list(SAMPLERS), default="sde", help="ODE or SDE (default sde)")
     has_preset = any(f == "preset" for f in cls.__dataclass_fields__)
     off, fast = preset_defaults("official"), preset_defaults("fast")
     per = ", ".join(f"{c.default_guidance:g} for {c.label}" + (" (its guidance embedding)" if c.guidance_embedded

@@ -79,6 +79,16 @@ def _official_defaults_nfe(config: DragConfig, sources, targets, sampler: str, n
             "ratio": off["eps_evals"] / max(nfe, 1)}
 
 
+def _check_sampler(sampler: str) -> None:
+    """The recipes' one check of the ODE/SDE switch (:func:`diffsamplers.check_sampler`), as one line."""
+    from diffsamplers import check_sampler
+
+    try:
+        check_sampler(sampler)
+    except ValueError as err:
+        raise SdImageError(str(err)) from None
+
+
 def check_drag_ops(sources, targets, config: DragConfig) -> int:
     """The number of drag operations of latent-pixel ``sources`` → ``targets`` at ``config.step_size``, refused
     above :data:`sdimage.settings.MAX_DRAG_OPS` (a tiny step size would be unbounded work)."""
@@ -128,8 +138,7 @@ def drag_latents(
     editable ``mask``; returns the recipe's :class:`diffsamplers.EditResult` (its ops in (row, col)).  All random draws (forward chains, paste noise) come from one generator seeded with
     ``config.seed``."""
     config = (config or DragConfig()).validate()
-    if sampler not in ("sde", "ode"):
-        raise SdImageError(f"sampler must be 'sde' or 'ode', got {sampler!r}")
+    _check_sampler(sampler)
     if generator is None:
         generator = torch.Generator(device="cpu").manual_seed(config.seed)
     rc = lambda pts: [(int(p[1]), int(p[0])) for p in pts]  # noqa: E731  (x, y) -> (row, col)
@@ -223,8 +232,7 @@ def drag(
 
     config = (config or DragConfig()).validate()
     bb = backbone(pipe)
-    if sampler not in ("sde", "ode"):
-        raise SdImageError(f"sampler must be 'sde' or 'ode', got {sampler!r}")
+    _check_sampler(sampler)
     if not isinstance(prompt, str):
         raise SdImageError("prompt must be a string")
     img = as_image_tensor(image)

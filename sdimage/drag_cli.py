@@ -20,12 +20,13 @@ def _drag_params(q: argparse.ArgumentParser) -> None:
     """The drag flags, one per :class:`sdimage.settings.DragConfig` field (its declaration: type, rule, help), plus
     the sampler switch and the prompt options."""
     from cliutil.settings import add_arguments
+    from diffsamplers import SAMPLERS
     from diffsamplers.presets import preset_defaults
 
     from .settings import DragConfig
 
     g = q.add_argument_group("SDE-Drag parameters (defaults: the official DragBench script, or the --preset's)")
-    g.add_argument("--sampler", choices=["sde", "ode"], default="sde", help="SDE-Drag (Cycle-SDE) or ODE-Drag (DDIM)")
+    g.add_argument("--sampler", choices=sorted(SAMPLERS, reverse=True), default="sde", help="SDE-Drag (Cycle-SDE) or ODE-Drag (DDIM)")
     official, fast = DragConfig(), DragConfig(preset="fast")
     per_preset = {}
     for name in ("steps", "step_size", "lora_steps", "solver", "order"):  # None: the preset's

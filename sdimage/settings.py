@@ -14,7 +14,7 @@ from typing import Any
 
 from cliutil import MAX_SEED
 from cliutil.settings import Setting, coerce, declared, flags, setting, to_meta, validate
-from diffsamplers import PRESETS, SOLVERS
+from diffsamplers import PRESETS, SOLVERS, VARIANTS
 from diffsamplers.presets import describe_preset, preset_defaults
 
 from .errors import SdImageError
@@ -72,7 +72,7 @@ class DragConfig:
     paste: bool = setting(True, "copy-and-paste (False: pure reconstruction; tests and ablations)", cli=False,
                           gui=False)
     variant: str = setting("markov", "Cycle-SDE encoder (paper: Markov forward chain)",
-                           choices=("markov", "posterior", "independent"), cli=False, gui=False)
+                           choices=VARIANTS, cli=False, gui=False)
     preset: str = setting("official", "official: reproduce the paper's code; clean: centred (2r+1)^2 window, exact "
                           f"ramps and grid; fast: the clean rules with {describe_preset('fast')} (docs/drag.md, "
                           "docs/fast.md)",

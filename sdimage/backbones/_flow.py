@@ -16,13 +16,14 @@ __all__ = ["FlowBackbone", "pack2x2", "unpack2x2"]
 
 
 def pack2x2(x: Tensor) -> Tensor:
-    """[B, C, h, w] → [B, (h/2)(w/2), 4C] (2×2 patches in the order diffusers' packing pipelines use)."""
+    """[B, C, h, w] → [B, (h/2)(w/2), 4C] (2×2 patches in the order diffusers' packing pipelines use: the same
+    reshape as ``FluxPipeline._pack_latents``, a private helper, so written here and tested equal to it)."""
     b, c, h, w = x.shape
     return x.view(b, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5).reshape(b, (h // 2) * (w // 2), c * 4)
 
 
 def unpack2x2(z: Tensor, h: int, w: int) -> Tensor:
-    """The inverse of :func:`pack2x2`."""
+    """The inverse of :func:`pack2x2` (``FluxPipeline._unpack_latents`` on latent sizes; tested equal)."""
     b, _, c4 = z.shape
     return z.view(b, h // 2, w // 2, c4 // 4, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c4 // 4, h, w)
 

@@ -334,3 +334,16 @@ def test_cli_preset_fast_on_every_family(arch, tmp_path, tiny_image_path, tiny_m
         meta = json.loads(out.with_suffix(".json").read_text())
         assert meta["preset"] == "fast" and meta["solver"] == f.solver, (r[0], meta.get("solver"))
         assert meta["steps"] == 5 if r[0] != "drag" else meta["config"]["steps"] == 5
+
+
+def test_pack2x2_equals_diffusers_packing():
+    """The 2×2 packing is written here (diffusers' is a private helper) and equals FluxPipeline's both ways."""
+    from diffusers import FluxPipeline
+
+    from sdimage.backbones._flow import pack2x2, unpack2x2
+
+    x = torch.randn(2, 16, 12, 8, generator=torch.Generator().manual_seed(0))
+    z = pack2x2(x)
+    assert torch.equal(z, FluxPipeline._pack_latents(x, 2, 16, 12, 8))
+    assert torch.equal(unpack2x2(z, 12, 8), FluxPipeline._unpack_latents(z, 12 * 8, 8 * 8, 8))
+    assert torch.equal(unpack2x2(z, 12, 8), x)
