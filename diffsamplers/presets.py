@@ -55,7 +55,7 @@ from torch import Tensor
 from .edits import PRESETS, check_preset
 from .grid import Grid
 
-__all__ = ["PRESETS", "check_preset", "ramp", "linear_ramp", "cosine_ramp", "official_num_steps", "official_grids",
+__all__ = ["method_label", "PRESETS", "check_preset", "ramp", "linear_ramp", "cosine_ramp", "official_num_steps", "official_grids",
            "PresetDefaults", "PRESET_DEFAULTS", "preset_defaults", "solver_label", "describe_preset"]
 
 
@@ -90,6 +90,27 @@ def preset_defaults(preset: str) -> PresetDefaults:
 def solver_label(solver: str, order: int = 2) -> str:
     """A solver's name for help texts and metadata: ``"DDIM"`` or ``"DPM-Solver++ 2M"`` (``"1S"`` at order 1)."""
     return "DDIM" if solver == "ddim" else f"DPM-Solver++ {order}{'M' if order == 2 else 'S'}"
+
+
+def method_label(kind: str, sampler: str, solver: str = "ddim", order: int = 2, eta: float | None = None) -> str:
+    """The one name of a method in metadata, reports and figures.  ``kind``: ``"sample"`` (a sampler run:
+    ``"DDIM (ODE)"``, ``"DDPM (SDE)"``, ``"DDIM eta=0.5"``, ``"SDE-DPM-Solver++ order 2"``), ``"edit"`` (encode at
+    t0 and decode: ``"Cycle-SDE (SDE)"``, ``"DDIM inversion + DDIM (ODE)"``, …) or ``"drag"`` (``"SDE-Drag"``,
+    ``"ODE-Drag"``; a hybrid schedule keeps its own name, e.g. ``"hybrid-late"``)."""
+    if kind == "drag":
+        return sampler if sampler.startswith("hybrid") else f"{sampler.upper()}-Drag"
+    sde = sampler.lower() == "sde"
+    if kind == "sample":
+        if solver == "ddim":
+            e = eta if eta is not None else (1.0 if sde else 0.0)
+            return "DDIM (ODE)" if e == 0 else ("DDPM (SDE)" if e == 1 else f"DDIM eta={e:g}")
+        return f"{'SDE-' if sde else ''}DPM-Solver++ order {order}"
+    if kind == "edit":
+        if solver == "ddim":
+            return "Cycle-SDE (SDE)" if sde else "DDIM inversion + DDIM (ODE)"
+        return (f"Cycle-SDE with SDE-DPM-Solver++ ({order}M) record and replay (SDE)" if sde
+                else f"DPM-Solver++ ({order}M) inversion + DPM-Solver++ (ODE)")
+    raise ValueError(f"kind must be sample, edit or drag, got {kind!r}")
 
 
 def describe_preset(preset: str) -> str:

@@ -46,6 +46,7 @@ import torch
 from torch import Tensor
 
 from diffsamplers import EditResult, GaussianNoise, Grid, cosine_ramp, linear_ramp, num_drag_ops, recipes
+from diffsamplers.presets import method_label
 
 from .drag_inputs import DRAG_MASK_RULE, Point, as_image_tensor, as_mask, points_to_latent, validate_points
 from .errors import SdImageError
@@ -260,7 +261,7 @@ def drag(
     device = execution_device(bb)
     timer = RunTimer(device)
     info: dict[str, Any] = {
-        "task": "drag", "method": "SDE-Drag" if sampler == "sde" else "ODE-Drag", "sampler": sampler,
+        "task": "drag", "method": method_label("drag", sampler), "sampler": sampler,
         "preset": config.preset, "solver": config.solver, "order": config.order, "recipe": "diffsamplers.recipes.drag",
         "prompt": prompt, "negative_prompt": negative_prompt, "seed": config.seed, "config": config.to_dict(),
         "image_size": [w, h], "sources": [list(p) for p in sources], "targets": [list(p) for p in targets],

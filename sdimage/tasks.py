@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from diffsamplers import GaussianNoise, Grid, check_preset, recipes
+from diffsamplers.presets import method_label
 
 from .errors import SdImageError
 from .results import TaskResult
@@ -72,18 +73,12 @@ def _check(sampler: str, solver: str = "ddim", order: int = 2, eta: float | None
 
 
 def _sampler_name(sampler, solver, order, eta) -> str:
-    if solver == "ddim":
-        e = eta if eta is not None else (0.0 if sampler == "ode" else 1.0)
-        return "DDIM (ODE)" if e == 0 else ("DDPM (SDE)" if e == 1 else f"DDIM eta={e:g}")
-    return f"{'SDE-' if sampler == 'sde' else ''}DPM-Solver++ order {order}"
+    return method_label("sample", sampler, solver, order, eta)
 
 
 def _edit_name(sampler: str, solver: str, order: int) -> str:
     """The encode + decode pair of an edit at t0, for the JSON."""
-    if solver == "ddim":
-        return "DDIM inversion + DDIM (ODE)" if sampler == "ode" else "Cycle-SDE (SDE)"
-    return (f"DPM-Solver++ ({order}M) inversion + DPM-Solver++ (ODE)" if sampler == "ode"
-            else f"Cycle-SDE with SDE-DPM-Solver++ ({order}M) record and replay (SDE)")
+    return method_label("edit", sampler, solver, order)
 
 
 def _base_info(pipe, task: str, **kw) -> dict:

@@ -254,3 +254,18 @@ def test_cycle_sde_replay_is_exact_on_an_inconsistent_grid():
     model = lambda x, t: torch.sin(x + 1e-3 * float(t))  # noqa: E731
     tr = ds.cycle_encode(model, x0, back, ds.GaussianNoise(1), forward_grid=fwd)
     assert (ds.cycle_replay(model, tr.chain[0], back, tr.noises) - x0).abs().max() <= 1e-10
+
+
+def test_method_label_is_the_one_name():
+    """One label function for method names in metadata and figures (the same words the JSON always had)."""
+    from diffsamplers.presets import method_label
+
+    assert method_label("drag", "sde") == "SDE-Drag" and method_label("drag", "ODE") == "ODE-Drag"
+    assert method_label("drag", "hybrid-late") == "hybrid-late"
+    assert method_label("sample", "ode") == "DDIM (ODE)" and method_label("sample", "sde") == "DDPM (SDE)"
+    assert method_label("sample", "sde", eta=0.5) == "DDIM eta=0.5"
+    assert method_label("sample", "sde", "dpmpp", 2) == "SDE-DPM-Solver++ order 2"
+    assert method_label("edit", "sde") == "Cycle-SDE (SDE)"
+    assert method_label("edit", "ode", "dpmpp", 2) == "DPM-Solver++ (2M) inversion + DPM-Solver++ (ODE)"
+    with pytest.raises(ValueError):
+        method_label("paint", "sde")

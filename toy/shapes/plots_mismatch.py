@@ -19,7 +19,9 @@ def _style(m: str):
 
 
 def _label(m: str) -> str:
-    return m if m.startswith("hybrid") else f"{m}-Drag"
+    from .report import method_label
+
+    return method_label(m)
 
 
 def fig_nll_path(report: dict, family: str) -> Figure:

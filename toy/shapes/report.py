@@ -17,8 +17,10 @@ FAMILY_TITLES = {"single": "one object", "pair": "two-object scenes", "textured"
 
 
 def method_label(m: str) -> str:
-    """``ODE-Drag`` / ``SDE-Drag``; hybrids keep their names (``hybrid-late`` …)."""
-    return m if m.startswith("hybrid") else f"{m}-Drag"
+    """``ODE-Drag`` / ``SDE-Drag``; hybrids keep their names (``hybrid-late`` …): :func:`diffsamplers.presets.method_label`."""
+    from diffsamplers.presets import method_label as label
+
+    return label("drag", m)
 
 
 def is_default(report: dict, name: str, row: dict) -> bool:

@@ -10,7 +10,9 @@ __all__ = ["issue20_lines", "correlation_text", "diff_text"]
 
 
 def _label(m: str) -> str:
-    return m if m.startswith("hybrid") else f"{m}-Drag"
+    from .report import method_label
+
+    return method_label(m)
 
 
 def diff_text(d: dict, fmt: str = "{:+.3g}") -> str:
