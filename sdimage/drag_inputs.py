@@ -22,7 +22,12 @@ DRAG_MASK_RULE = {"official": "bicubic", "clean": "area", "fast": "area"}
 
 
 def validate_points(sources, targets, width: int, height: int) -> tuple[list[Point], list[Point]]:
-    """Check pixel points: equal non-zero counts, inside the image, source != target.  Raises :class:`SdImageError`."""
+    """Check pixel points: equal non-zero counts (at most :data:`sdimage.settings.MAX_POINTS` pairs), inside the
+    image, source != target.  Raises :class:`SdImageError`."""
+    from .settings import MAX_POINTS
+
+    if len(sources) > MAX_POINTS or len(targets) > MAX_POINTS:
+        raise SdImageError(f"{max(len(sources), len(targets))} points: at most {MAX_POINTS} handle/target pairs")
     sources = [tuple(int(v) for v in p) for p in sources]
     targets = [tuple(int(v) for v in p) for p in targets]
     if not sources or len(sources) != len(targets):

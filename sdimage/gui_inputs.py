@@ -155,9 +155,14 @@ _INT = re.compile(r"-?\d+(?:\.\d+)?")
 
 def parse_points(text: str | None) -> tuple[list[tuple[tuple[int, int], tuple[int, int]]], tuple[int, int] | None]:
     """``"x,y -> x,y"`` lines → (list of (handle, target) pairs, a trailing handle without target or None)."""
+    from .settings import MAX_POINTS
+
     pairs: list = []
     pending = None
-    for n, line in enumerate(str(text or "").replace(";", "\n").splitlines(), 1):
+    lines = str(text or "").replace(";", "\n").splitlines()
+    if sum(1 for line in lines if line.strip()) > MAX_POINTS + 1:
+        raise SdImageError(f"too many points lines: at most {MAX_POINTS} handle/target pairs")
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         nums = [int(float(v)) for v in _INT.findall(line)]

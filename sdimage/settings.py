@@ -19,7 +19,7 @@ from diffsamplers.presets import describe_preset, preset_defaults
 
 from .errors import SdImageError
 
-__all__ = ["MAX_STEPS", "MAX_SEED", "MAX_MASK_DRAWS", "MAX_DRAG_OPS", "MAX_LORA_STEPS", "DragConfig",
+__all__ = ["MAX_STEPS", "MAX_SEED", "MAX_MASK_DRAWS", "MAX_DRAG_OPS", "MAX_POINTS", "MAX_LORA_STEPS", "DragConfig",
            "TaskSettings", "InpaintSettings", "TranslateSettings", "DiffEditSettings", "ReconstructSettings",
            "TASK_SETTINGS", "CONFIG_FLAGS", "api_name", "gui_names", "from_form"]
 
@@ -32,6 +32,8 @@ MAX_MASK_DRAWS = 1000
 MAX_DRAG_OPS = 500
 """Most drag operations one drag may take (a tiny step size would otherwise mean unbounded work); the official
 step of 2 latent px needs 91 operations for a corner-to-corner drag on a 1024² SDXL image."""
+MAX_POINTS = 100
+"""Most handle / target pairs of one drag (the CLI's --source, the editor's points, a DragBench sample)."""
 MAX_LORA_STEPS = 5000
 """Most LoRA fine-tuning steps (the official code trains 100)."""
 

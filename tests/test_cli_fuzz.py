@@ -145,6 +145,7 @@ SDIMAGE = [
     ([*DR, "--lora-rank", "100000"], "--lora-rank must be in [1, 256]"),
     ([*DR, "--lora-steps", "1000000"], "--lora-steps must be in [0, 5000]"),
     ([*DR, "--r", "100000"], "--r must be in [0, 64]"),
+    ([*DR, *[a for _ in range(101) for a in ("--source", "1,1", "--target", "2,2")]], "at most 100 handle/target pairs"),
     ([*DR, "--alpha", "-2"], "--alpha must be in [0, 10]"),
     ([*DR, "--t0", "1.0"], "official preset"),
     ([*DR, "--save-intermediates", "{d}/file"], "is a file"),

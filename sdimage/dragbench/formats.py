@@ -145,6 +145,10 @@ def validate_sample(s: DragSample, where: str | os.PathLike = "") -> DragSample:
         raise SdImageError(f"{tag}prompt must be a string")
     if not s.sources or len(s.sources) != len(s.targets):
         raise SdImageError(f"{tag}need matching handle/target points, got {len(s.sources)} and {len(s.targets)}")
+    from ..settings import MAX_POINTS
+
+    if len(s.sources) > MAX_POINTS:
+        raise SdImageError(f"{tag}{len(s.sources)} handle/target pairs: at most {MAX_POINTS}")
     for p in list(s.sources) + list(s.targets):
         if not (0 <= p[0] < w and 0 <= p[1] < h):
             raise SdImageError(f"{tag}point ({p[0]}, {p[1]}) is outside the {w}x{h} image")

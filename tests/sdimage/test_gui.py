@@ -142,6 +142,7 @@ def _runs(ws):
     ("step size", r"the drag needs \d+ operations at step size 0.001 latent px: more than 500"),
     ("lora rank", r"lora rank must be in \[1, 256\]"),
     ("r", r"r must be in \[0, 64\]"),
+    ("many points", r"too many points lines: at most 100 handle/target pairs"),
     ("t0", "t0 must be in"),
 ])
 def test_drag_bad_input_is_one_clear_line(ws, image, mask, case, words):
@@ -173,6 +174,8 @@ def test_drag_bad_input_is_one_clear_line(ws, image, mask, case, words):
         kw.update(use_lora=True, lora_rank=10 ** 6)
     elif case == "r":
         kw["r"] = 1000
+    elif case == "many points":
+        kw["points"] = "\n".join(["24,32 -> 40,32"] * 200)
     with pytest.raises(SdImageError, match=words) as err:
         H.run_drag(ws, **kw)
     assert "\n" not in str(err.value)
