@@ -35,3 +35,17 @@ def kl_gauss(m1: Tensor, c1: Tensor, m2: Tensor, c2: Tensor) -> float:
     c2i = torch.linalg.inv(c2)
     diff = m2 - m1
     return float(0.5 * (torch.trace(c2i @ c1) + diff @ c2i @ diff - d + torch.logdet(c2) - torch.logdet(c1)))
+
+
+def vp_grid(n: int, t_hi: float = 1.0, t_lo: float = 1e-3):
+    """A VP grid of n steps (linear β from 0.1 to 20) from t_hi down to t_lo."""
+    import math
+
+    import diffsamplers as ds
+
+    bmin, bmax = 0.1, 20.0
+
+    def alpha(t):
+        return math.exp(-0.25 * t * t * (bmax - bmin) - 0.5 * t * bmin)
+
+    return ds.Grid.from_schedule(alpha, lambda t: math.sqrt(1 - alpha(t) ** 2), torch.linspace(t_hi, t_lo, n + 1))

@@ -15,17 +15,9 @@ import tqdm.auto
 import diffsamplers as ds
 from diffsamplers import recipes
 from diffsamplers.progress import Progress, is_interactive, progress_steps
+from gaussian_helpers import vp_grid
 
 F64 = torch.float64
-
-
-def vp_grid(n: int, t_hi: float = 1.0, t_lo: float = 1e-3) -> ds.Grid:
-    bmin, bmax = 0.1, 20.0
-
-    def alpha(t):
-        return math.exp(-0.25 * t * t * (bmax - bmin) - 0.5 * t * bmin)
-
-    return ds.Grid.from_schedule(alpha, lambda t: math.sqrt(1 - alpha(t) ** 2), torch.linspace(t_hi, t_lo, n + 1))
 
 
 def gaussian_eps(x, t):
