@@ -43,7 +43,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 from scipy.fft import dct, dctn, idct, idctn
 
-from .fp_diagnostics import block_diagnostics
+from .fp_diagnostics import block_diagnostics, log_p_many
 from .results import KLPath, make_path
 from .schedules import Schedule
 from .timegrid import FisherQuadrature, integrate_half_g2_fisher, psi_table, schedule_time_grid, time_grid
@@ -496,15 +496,19 @@ def _g2_integrals(g2, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = ts.size - 1
     if g2 is None:
         return np.zeros(n), np.zeros(n)
-    out = []
-    for ta, tb in ((ts[:-1], 0.5 * (ts[:-1] + ts[1:])), (0.5 * (ts[:-1] + ts[1:]), ts[1:])):
-        mid, half = 0.5 * (ta + tb), 0.5 * np.abs(ta - tb)
-        nodes = mid[:, None] + half[:, None] * _GL_X[None, :]
-        vec = getattr(g2, "vectorized", None)
-        vals = np.asarray(vec(nodes), dtype=np.float64) if vec is not None \
-            else np.array([[float(g2(t)) for t in row] for row in nodes])
-        out.append(0.5 * half * (vals @ _GL_W))
-    return out[0], out[1]
+    tm = 0.5 * (ts[:-1] + ts[1:])
+    both = _g2_half_integrals(g2, np.concatenate([ts[:-1], tm]), np.concatenate([tm, ts[1:]]))
+    return both[:n], both[n:]
+
+
+def _g2_half_integrals(g2, ta: np.ndarray, tb: np.ndarray) -> np.ndarray:
+    """int 1/2 g2 over [tb, ta] (absolute) for every pair, 5-point Gauss-Legendre, all nodes in one call."""
+    mid, half = 0.5 * (ta + tb), 0.5 * np.abs(ta - tb)
+    nodes = mid[:, None] + half[:, None] * _GL_X[None, :]
+    vec = getattr(g2, "vectorized", None)
+    vals = np.asarray(vec(nodes), dtype=np.float64) if vec is not None \
+        else np.array([[float(g2(t)) for t in row] for row in nodes])
+    return 0.5 * half * (vals @ _GL_W)
 
 
 def _drift_table(drift: Drift, pts: np.ndarray, times: np.ndarray, axis: int) -> np.ndarray:
@@ -674,6 +678,47 @@ def _evolve_once(q0, p0, grid, drift, g2, ts, save_every, log_p=None, backend=No
     return np.array(rec["t"]), np.array(rec["kl"]), np.array(rec["fi"]), float(max(rec["mass"]))
 
 
+def _evolve_runs(q0, p0, grid, drift, g2, ts, ks, log_p=None, backend=None) -> dict:
+    """{k: (times, KL, F, mass error)} of the pair moved through ts[::k] for every k in ks (_evolve_once of each).
+    1-D with the exact log p, batched tables and the compiled loop: one set of tables for all runs (drift on the
+    edges at every time of ts and at every run's step midpoints, log p at the cell centres at every time of ts;
+    the runs use subsets) and each run one compiled call with the diagnostics fused (fp_compiled.run_pair_1d)."""
+    fused = (grid.dim == 1 and log_p is not None and getattr(log_p, "many", None) is not None
+             and getattr(drift, "many", None) is not None)
+    pl = compiled_plan(grid, 2, backend) if fused else None
+    if pl is None:
+        return {k: _evolve_once(q0, p0, grid, drift, g2, ts[::k], 1, log_p, backend) for k in ks}
+    from .fp_compiled import run_pair_1d
+
+    base = min(ks)                     # tables on ts[::base] (the error estimate's coarse-space run: every 2nd)
+    ts, ks = ts[::base], [k // base for k in ks]
+    n = ts.size - 1
+    subs = [ts[::k] for k in ks]
+    mids = [0.5 * (s[:-1] + s[1:]) for s in subs]
+    V = _drift_table(drift, grid.edges()[:, None], np.concatenate([ts] + mids), 0)
+    LP = np.ascontiguousarray(log_p_many(log_p, grid.points(), ts))
+    ta = np.concatenate([np.concatenate([s[:-1], m]) for s, m in zip(subs, mids)])
+    tb = np.concatenate([np.concatenate([m, s[1:]]) for s, m in zip(subs, mids)])
+    Dall = _g2_half_integrals(g2, ta, tb) if g2 is not None else np.zeros(ta.size)
+    lam = _heat_factors(grid.n, grid.h, True)
+    masses0 = np.array([q0.sum(), p0.sum()]) * grid.cell_volume
+    out, voff, doff = {}, n + 1, 0
+    for k, s in zip(ks, subs):
+        m = s.size - 1
+        rows = np.arange(0, m * k + 1, k)
+        vi = np.empty(2 * m + 1, np.int64)
+        vi[0::2] = rows
+        vi[1::2] = voff + np.arange(m)
+        R = np.array([q0, p0], dtype=np.float64)
+        diag = np.empty((m + 1, 4))
+        run_pair_1d(R, Dall[doff:doff + m], Dall[doff + m:doff + 2 * m], s[:-1] - s[1:], V, vi, LP, rows, lam, True,
+                    float(grid.lo), float(grid.h), *pl[0], diag)
+        voff += m
+        doff += 2 * m
+        out[k * base] = (s, diag[:, 0], diag[:, 1], float(np.abs(diag[:, 2:] - masses0[None, :]).max()))
+    return out
+
+
 def _coarsen(grid, rho: np.ndarray):
     """The grid with half the cells per axis and the exact cell averages of rho on it (cell counts must be even)."""
     if grid.dim == 1:
@@ -728,7 +773,10 @@ def evolve_pair(q0: np.ndarray, p0: np.ndarray, grid, schedule: Schedule, score:
         raise ValueError("error_estimate with richardson needs n_steps divisible by 4")
     if error_estimate and any(c % 2 for c in grid.shape):
         raise ValueError("error_estimate needs an even number of cells per axis")
-    times, kl, fi, mass = _evolve_once(q0, p0, grid, drift, g2, ts, save_every, log_p, backend)
+    ks = [1] + ([2] if richardson or error_estimate else []) + ([4] if richardson and error_estimate else [])
+    runs = _evolve_runs(q0, p0, grid, drift, g2, ts, ks, log_p, backend) if save_every == 1 \
+        else {1: _evolve_once(q0, p0, grid, drift, g2, ts, save_every, log_p, backend)}
+    times, kl, fi, mass = runs[1]
     extra = {"grid_shape": list(grid.shape), "n_steps": n_steps, "richardson": bool(richardson)}
 
     if sampler == "sde":   # the product rule's tables once for all times; runs use every 1st, 2nd, 4th
@@ -745,7 +793,7 @@ def evolve_pair(q0: np.ndarray, p0: np.ndarray, grid, schedule: Schedule, score:
 
     fine = (kl[0], kl[-1], fisher_int(times, fi))
     if richardson or error_estimate:
-        tc, klc, fic, mc = _evolve_once(q0, p0, grid, drift, g2, ts[::2], 1, log_p, backend)
+        tc, klc, fic, mc = runs[2]
         mass = max(mass, mc)
         coarse_t = (klc[0], klc[-1], fisher_int(tc, fic))
     if richardson:
@@ -754,7 +802,7 @@ def evolve_pair(q0: np.ndarray, p0: np.ndarray, grid, schedule: Schedule, score:
     if error_estimate:
         names = ("kl_start", "kl_end", "fisher_integral")
         if richardson:  # error of the extrapolated values: compare with the extrapolation from n/2 and n/4 steps
-            t4, kl4, fi4, m4 = _evolve_once(q0, p0, grid, drift, g2, ts[::4], 1, log_p, backend)
+            t4, kl4, fi4, m4 = runs[4]
             mass = max(mass, m4)
             kl2, fi2 = (4.0 * klc[::2] - kl4) / 3.0, (4.0 * fic[::2] - fi4) / 3.0
             now, before = (kl[0], kl[-1], fint), (kl2[0], kl2[-1], fisher_int(t4, fi2))
@@ -762,7 +810,7 @@ def evolve_pair(q0: np.ndarray, p0: np.ndarray, grid, schedule: Schedule, score:
             now, before = fine, coarse_t
         gc, qc = _coarsen(grid, q0)
         _, pc = _coarsen(grid, p0)
-        _, kls, fis, _ = _evolve_once(qc, pc, gc, drift, g2, ts[::2], 1, log_p, backend)
+        _, kls, fis, _ = _evolve_runs(qc, pc, gc, drift, g2, ts, [2], log_p, backend)[2]
         coarse_s = (kls[0], kls[-1], fisher_int(tc, fis))
         err_t = {k: abs(a - b) / 3.0 for k, a, b in zip(names, now, before) if a is not None}
         # space: the whole difference (covers any order >= 1; on a 2-D case /3 fell short: the spatial error of the

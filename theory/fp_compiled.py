@@ -284,3 +284,174 @@ def lagrange_product_weights(xn, pe, we, deg, W):
                         L *= (x - xb) / (xa - xb)
                 acc += L
             W[j0 + a] += acc
+
+
+# ---- fused diagnostics (fp_diagnostics.block_diagnostics with the exact log p, one state at a time) ----------------
+
+@njit(cache=True)
+def _point_values(avg, out):
+    """out = max(avg - (1/24) second difference along both axes (edges reflected; an axis of length 1 skipped), 0)
+    (fp_diagnostics.to_point_values_stack), for one density [nx, ny]."""
+    nx, ny = avg.shape
+    for i in range(nx):
+        for j in range(ny):
+            out[i, j] = avg[i, j]
+    if nx > 1:
+        for i in range(nx):
+            for j in range(ny):
+                if i == 0:
+                    lap = avg[1, j] - avg[0, j]
+                elif i == nx - 1:
+                    lap = avg[nx - 2, j] - avg[nx - 1, j]
+                else:
+                    lap = avg[i - 1, j] - 2.0 * avg[i, j] + avg[i + 1, j]
+                out[i, j] -= lap * (1.0 / 24.0)
+    if ny > 1:
+        for i in range(nx):
+            for j in range(ny):
+                if j == 0:
+                    lap = avg[i, 1] - avg[i, 0]
+                elif j == ny - 1:
+                    lap = avg[i, ny - 2] - avg[i, ny - 1]
+                else:
+                    lap = avg[i, j - 1] - 2.0 * avg[i, j] + avg[i, j + 1]
+                out[i, j] -= lap * (1.0 / 24.0)
+    for i in range(nx):
+        for j in range(ny):
+            if out[i, j] < 0.0:
+                out[i, j] = 0.0
+
+
+@njit(cache=True)
+def _grad_line(f, n, stride, off, h, g):
+    """g[off + i stride] = d f / dx along one line of n values: 4th-order central inside, np.gradient's
+    second-order stencils (edge_order=2) in the two cells at each end (fp_diagnostics._grad4_stack)."""
+    for i in range(n):
+        k = off + i * stride
+        if n >= 5 and 2 <= i <= n - 3:
+            g[k] = (f[k - 2 * stride] - 8.0 * f[k - stride] + 8.0 * f[k + stride] - f[k + 2 * stride]) / (12.0 * h)
+        elif i == 0:
+            g[k] = (-1.5 / h) * f[k] + (2.0 / h) * f[k + stride] + (-0.5 / h) * f[k + 2 * stride]
+        elif i == n - 1:
+            g[k] = (0.5 / h) * f[k - 2 * stride] + (-2.0 / h) * f[k - stride] + (1.5 / h) * f[k]
+        else:
+            g[k] = (f[k + stride] - f[k - stride]) / (2.0 * h)
+
+
+@njit(cache=True)
+def diag_state(qa, pa, lpe, hx, hy, q, p, lr, ok, g, sq, out):
+    """(KL, F, mass of q, mass of p) of one state (cell averages qa, pa [nx, ny], exact log p lpe [nx, ny]) into
+    out[0..3]: fp_diagnostics.block_diagnostics with log_p (an axis of length 1 has no gradient).  Scratch: q, p, lr
+    [nx, ny]; ok (bool), g, sq: flat [nx * ny]."""
+    nx, ny = qa.shape
+    N = nx * ny
+    dv = hx * hy
+    _point_values(qa, q)
+    _point_values(pa, p)
+    qf = q.ravel()
+    pf = p.ravel()
+    lrf = lr.ravel()
+    pmax = 0.0
+    qmax = 0.0
+    mq = 0.0
+    mp = 0.0
+    for i in range(nx):
+        for j in range(ny):
+            mq += qa[i, j]
+            mp += pa[i, j]
+    for k in range(N):
+        pmax = max(pmax, pf[k])
+        qmax = max(qmax, qf[k])
+    lpf = lpe.ravel()
+    kl = 0.0
+    for k in range(N):
+        pk = max(pf[k], 1e-300)
+        w = min(max((np.log10(pk / max(pmax, 1e-300)) + 10.0) / 4.0, 0.0), 1.0)
+        lr_k = np.log(max(qf[k], 1e-300)) - lpf[k] - w * (np.log(pk) - lpf[k])
+        if qf[k] > 1e-300:
+            kl += qf[k] * lr_k
+        ok[k] = qf[k] > 1e-14 * qmax
+        lrf[k] = lr_k if ok[k] else 0.0
+    fi = 0.0
+    for k in range(N):
+        sq[k] = 0.0
+    if nx > 1:
+        for j in range(ny):
+            _grad_line(lrf, nx, ny, j, hx, g)
+        for k in range(N):
+            sq[k] += g[k] * g[k]
+    if ny > 1:
+        for i in range(nx):
+            _grad_line(lrf, ny, 1, i * ny, hy, g)
+        for k in range(N):
+            sq[k] += g[k] * g[k]
+    for i in range(nx):
+        for j in range(ny):
+            k = i * ny + j
+            keep = ok[k]
+            if nx > 1:
+                for s in (1, 2):
+                    if i >= s:
+                        keep = keep and ok[k - s * ny]
+                    if i < nx - s:
+                        keep = keep and ok[k + s * ny]
+            if ny > 1:
+                for s in (1, 2):
+                    if j >= s:
+                        keep = keep and ok[k - s]
+                    if j < ny - s:
+                        keep = keep and ok[k + s]
+            if keep:
+                fi += qf[k] * sq[k]
+    out[0] = kl * dv
+    out[1] = fi * dv
+    out[2] = mq * dv
+    out[3] = mp * dv
+
+
+@njit(cache=True)
+def run_pair_1d(R, D1, D2, ds, V, vi, LP, li, lam, spectral, lo, h, radices, tw_off, tw, root_off, roots, phase,
+                diag):
+    """run_1d with the diagnostics fused (nothing stored): steps j = 0..N-1 of the pair R [2, n] (in place), drift
+    rows V[vi[2j]] at t_j, V[vi[2j+1]] at the midpoint, V[vi[2j+2]] at t_{j+1}; exact log p at t_j in LP[li[j]] (cell
+    centres).  diag[j] = (KL, F, mass q, mass p) of the state at t_j, j = 0..N."""
+    n = R.shape[1]
+    c = np.empty(n, np.complex128)
+    work = np.empty(n, np.complex128)
+    fac = np.empty(n)
+    dep = np.empty(n + 1)
+    C = np.empty(n + 1)
+    D = np.empty(n + 1)
+    G = np.empty(n + 1)
+    OK = np.empty(n + 1, np.bool_)
+    val = np.empty(n + 1)
+    mass = np.empty(2)
+    q = np.empty((n, 1))
+    p = np.empty((n, 1))
+    lr = np.empty((n, 1))
+    okd = np.empty(n, np.bool_)
+    g = np.empty(n)
+    sq = np.empty(n)
+    Rv = R.reshape(2, n, 1)
+    diag_state(Rv[0], Rv[1], LP[li[0]].reshape(n, 1), h, 1.0, q, p, lr, okd, g, sq, diag[0])
+    for j in range(D1.shape[0]):
+        for half in range(2):
+            if half == 1:
+                _departure(lo, h, V[vi[2 * j + 2]], V[vi[2 * j + 1]], V[vi[2 * j]], ds[j], dep)
+                _remap_pair(R[0], R[1], dep, lo, h, C, D, G, OK, val)
+            Dj = D1[j] if half == 0 else D2[j]
+            if Dj > 0.0:
+                _masses(R, mass)
+                if spectral:
+                    r = np.exp(Dj * lam[1])
+                    e, step, r2 = 1.0, r, r * r
+                    for k in range(n):
+                        fac[k] = e
+                        e *= step
+                        step *= r2
+                else:
+                    for k in range(n):
+                        fac[k] = np.exp(Dj * lam[k])
+                heat_pair(R[0], R[1], fac, c, work, radices, tw_off, tw, root_off, roots, phase)
+                _clip_restore(R, mass)
+        diag_state(Rv[0], Rv[1], LP[li[j + 1]].reshape(n, 1), h, 1.0, q, p, lr, okd, g, sq, diag[j + 1])

@@ -27,23 +27,40 @@ _N_FINE = 501  # per part; vs 2001 the Fisher integral moved by <= 2e-8 relative
 
 
 def _fine_times(t0: float, t_end: float) -> np.ndarray:
-    """Table times for the time-grid variable: geometric in t towards t_end, geometric in t0 - t towards t0."""
-    fine = np.exp(np.linspace(np.log(t0), np.log(t_end), _N_FINE))
-    return np.unique(np.concatenate([fine, t0 - (t0 - t_end) * np.geomspace(1e-9, 1.0, _N_FINE)]))[::-1]
+    """Table times for the time-grid variable: geometric in t towards t_end, geometric in t0 - t towards t0
+    (decreasing, duplicates dropped; the two increasing runs merged by a stable sort)."""
+    g = np.exp(np.linspace(np.log(1e-9), 0.0, _N_FINE))
+    u = np.concatenate([np.exp(np.linspace(np.log(t_end), np.log(t0), _N_FINE)), t0 - (t0 - t_end) * g[::-1]])
+    u.sort(kind="stable")
+    return u[np.concatenate(([True], u[1:] != u[:-1]))][::-1]
+
+
+class _Values:
+    """alpha, sigma, g2 of the schedule at the times t (each evaluated once)."""
+
+    def __init__(self, schedule, t: np.ndarray):
+        self.t = t
+        self.alpha = np.asarray(schedule.alpha(t), dtype=np.float64)
+        self.sigma = np.asarray(schedule.sigma(t), dtype=np.float64)
+        self.g2 = np.asarray(schedule.g2(t), dtype=np.float64)
+
+    def stiffness(self, stiff_var: float) -> np.ndarray:
+        return self.g2 / (self.alpha ** 2 * stiff_var + self.sigma ** 2)
 
 
 def _stiffness(schedule, t: np.ndarray, stiff_var: float) -> np.ndarray:
     """g^2 / (alpha^2 c + sigma^2): the contraction rate of the reverse drift on a feature of variance c."""
-    return np.asarray(schedule.g2(t)) / (np.asarray(schedule.alpha(t)) ** 2 * stiff_var
-                                         + np.asarray(schedule.sigma(t)) ** 2)
+    return _Values(schedule, np.asarray(t, dtype=np.float64)).stiffness(stiff_var)
 
 
 class _HermitePsi:
     """psi as a function of x = -log t: cubic Hermite interpolation of the table with its exact slopes
-    d psi / dx = t * stiffness(t) (4th order, no spline system to solve; a CubicSpline cost ~0.2 ms a run)."""
+    d psi / dx = t * stiffness(t) (4th order, no spline system to solve; a CubicSpline cost ~0.2 ms a run).  Keeps
+    its table (fine: times and schedule values, psi_fine: psi there) for schedule_time_grid."""
 
     def __init__(self, x: np.ndarray, psi: np.ndarray, slope: np.ndarray):
         self.x, self.psi, self.slope = x, psi, slope
+        self.fine, self.psi_fine, self.key = None, None, None
 
     def __call__(self, xq) -> np.ndarray:
         xq = np.asarray(xq, dtype=np.float64)
@@ -55,40 +72,64 @@ class _HermitePsi:
                 + (3 * s2 - 2 * s3) * self.psi[i + 1] + (s3 - s2) * h * self.slope[i + 1])
 
 
+def _cumulative_simpson(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """scipy.integrate.cumulative_simpson(y, x=x, initial=0) for increasing x (>= 3 points): the quadratic through
+    each interval's neighbours (Cartwright's formula), the same arithmetic without the array-API dispatch."""
+    dx = np.diff(x)
+
+    def sub(yy, dd):
+        x21, x32 = dd[:-1], dd[1:]
+        x31 = x21 + x32
+        x21_x31 = x21 / x31
+        c = x21_x31 * (x21 / x32)
+        return x21 / 6 * ((3 - x21_x31) * yy[:-2] + (3 + c + x21_x31) * yy[1:-1] - c * yy[2:])
+
+    h1 = sub(y, dx)
+    h2 = sub(y[::-1], dx[::-1])[::-1]
+    parts = np.empty(dx.size)
+    parts[:-1:2] = h1[::2]
+    parts[1::2] = h2[::2]
+    parts[-1] = h2[-1]
+    out = np.empty(y.size)
+    out[0] = 0.0
+    np.cumsum(parts, out=out[1:])
+    return out
+
+
 def psi_table(schedule, t0: float, t_end: float, stiff_var: float):
     """psi(t) = int_t^t0 g^2 / (alpha^2 c + sigma^2) (cumulative Simpson on a fine grid; cubic Hermite in log t with
     the exact slopes) and psi(t_end)."""
-    from scipy.integrate import cumulative_simpson
-
-    fine = _fine_times(t0, t_end)
-    k = _stiffness(schedule, fine, stiff_var)
-    psi = cumulative_simpson(k, x=-fine, initial=0.0)
-    x = -np.log(fine)
+    fine = _Values(schedule, _fine_times(t0, t_end))
+    k = fine.stiffness(stiff_var)
+    psi = _cumulative_simpson(k, -fine.t)
+    x = -np.log(fine.t)
     keep = np.concatenate([[True], np.diff(x) > 0])
-    return _HermitePsi(x[keep], psi[keep], (k * fine)[keep]), float(psi[-1])
+    spline = _HermitePsi(x[keep], psi[keep], (k * fine.t)[keep])
+    spline.fine, spline.psi_fine, spline.key = fine, psi, (schedule, float(t0), float(t_end), float(stiff_var))
+    return spline, float(psi[-1])
 
 
 def _phi_parts(schedule, t0: float, t_end: float, t: np.ndarray, log_share: float, stiff_var: float | None = None,
-               stiff_share: float = 0.5, psi=None):
+               stiff_share: float = 0.5, psi=None, values: _Values | None = None, psi_t: np.ndarray | None = None):
     """phi(t) in [0, 1] (0 at t0, 1 at t_end) and d phi / d(-t): a mix of log(t) (weight log_share), the noise
     variance v(t) = sigma_t0^2 - (alpha_t0/alpha_t)^2 sigma_t^2 added between t and t0 (dv/d(-t) = alpha_t0^2 g^2 /
     alpha_t^2) and, when stiff_var (the narrowest data variance c) is given, the contraction psi(t) = int_t^t0
     g^2 / (alpha^2 c + sigma^2) of the reverse drift on that feature (weight stiff_share; the variance part then
-    gets 1 - log_share - stiff_share)."""
+    gets 1 - log_share - stiff_share).  values: the schedule at t (_Values), psi_t: psi at t, when known."""
     t = np.asarray(t, dtype=np.float64)
-    a0 = float(schedule.alpha(t0))
+    ends = _Values(schedule, np.array([t0, t_end], dtype=np.float64))
+    val = values if values is not None else _Values(schedule, t)
+    a0, s0 = float(ends.alpha[0]), float(ends.sigma[0])
     L = np.log(t0 / t_end)
-    v = lambda s: float(schedule.sigma(t0)) ** 2 - (a0 / np.asarray(schedule.alpha(s))) ** 2 \
-        * np.asarray(schedule.sigma(s)) ** 2
-    v_end = max(float(v(t_end)), 1e-300)
+    v_end = max(s0 ** 2 - (a0 / float(ends.alpha[1])) ** 2 * float(ends.sigma[1]) ** 2, 1e-300)
     w_v = 1.0 - log_share - (stiff_share if stiff_var is not None else 0.0)
-    phi = log_share * np.log(t0 / t) / L + w_v * np.clip(v(t), 0.0, None) / v_end
-    dphi = log_share / (t * L) + w_v * a0 ** 2 * np.asarray(schedule.g2(t)) \
-        / np.asarray(schedule.alpha(t)) ** 2 / v_end
+    phi = log_share * np.log(t0 / t) / L + w_v * np.clip(s0 ** 2 - (a0 / val.alpha) ** 2 * val.sigma ** 2, 0.0,
+                                                         None) / v_end
+    dphi = log_share / (t * L) + w_v * a0 ** 2 * val.g2 / val.alpha ** 2 / v_end
     if stiff_var is not None:
         spline, total = psi if psi is not None else psi_table(schedule, t0, t_end, float(stiff_var))
-        phi = phi + stiff_share * spline(-np.log(t)) / total
-        dphi = dphi + stiff_share * _stiffness(schedule, t, float(stiff_var)) / total
+        phi = phi + stiff_share * (spline(-np.log(t)) if psi_t is None else psi_t) / total
+        dphi = dphi + stiff_share * val.stiffness(float(stiff_var)) / total
     return phi, dphi
 
 
@@ -107,11 +148,16 @@ def schedule_time_grid(schedule, t0: float, t_end: float, n_steps: int, log_shar
         raise ValueError("need t0 > t_end > 0")
     if log_share is None:
         log_share = _default_log_share(stiff_var)
-    fine = _fine_times(t0, t_end)
-    phi, _ = _phi_parts(schedule, t0, t_end, fine, log_share, stiff_var, psi=psi)
+    spline = psi[0] if psi is not None else None
+    if stiff_var is not None and spline is not None and getattr(spline, "key", None) == (
+            schedule, float(t0), float(t_end), float(stiff_var)):
+        fine, psi_t = spline.fine, spline.psi_fine      # psi's own table: its times, schedule values and psi
+    else:
+        fine, psi_t = _Values(schedule, _fine_times(t0, t_end)), None
+    phi, _ = _phi_parts(schedule, t0, t_end, fine.t, log_share, stiff_var, psi=psi, values=fine, psi_t=psi_t)
     phi = np.maximum.accumulate(phi)
     u = np.linspace(0.0, phi[-1], n_steps + 1)
-    t = np.exp(np.interp(u, phi, np.log(fine)))
+    t = np.exp(np.interp(u, phi, np.log(fine.t)))
     t[0], t[-1] = t0, t_end
     return t
 
