@@ -271,11 +271,11 @@ def _avg_factors(n: int) -> np.ndarray:
 
 def _to_points_axis(R: np.ndarray, axis: int) -> np.ndarray:
     """Cell averages -> point values along one axis: the exact inverse of _to_averages_axis (a DCT-II solve, so a
-    round trip is the identity and repeated sweeps add no error), negatives (far tails) clipped, mass restored."""
-    out = idct(dct(R, type=2, axis=axis, norm="ortho")
-               / _avg_factors(R.shape[axis]).reshape((-1,) + (1,) * (R.ndim - 1 - axis)),
-               type=2, axis=axis, norm="ortho")
-    return _clip_restore(out, R)
+    round trip is the identity and repeated sweeps add no error).  Not clipped: tiny negatives in the far tails go
+    into the sweep (whose new masses are >= 0 and conserve each line's mass); the step clips once, at its end."""
+    return idct(dct(R, type=2, axis=axis, norm="ortho")
+                / _avg_factors(R.shape[axis]).reshape((-1,) + (1,) * (R.ndim - 1 - axis)),
+                type=2, axis=axis, norm="ortho")
 
 
 def _to_averages_axis(R: np.ndarray, axis: int) -> np.ndarray:
@@ -299,11 +299,13 @@ def _clip_restore(out: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return out * scale.reshape((-1,) + (1,) * len(axes))
 
 
-def _across(R: np.ndarray, axis: int, remap) -> np.ndarray:
-    """A split sweep of 2-D cell averages R [m, nx, ny] along the other axis, at fourth order: turn the averages into
-    point values across the sweep (axis), remap each line with the drift at that line's centre (exact for point
-    values across; with averages across it is second order when the drift varies across), and back."""
-    return _to_averages_axis(remap(_to_points_axis(R, axis)), axis)
+def _clip_lines(R: np.ndarray, axis: int) -> np.ndarray:
+    """Every line of R along axis: negatives clipped, the line's sum restored (a line summing to < 0, round-off in
+    the far tails, to 0)."""
+    before = np.maximum(R.sum(axis=axis, keepdims=True), 0.0)
+    out = np.maximum(R, 0.0)
+    after = out.sum(axis=axis, keepdims=True)
+    return out * np.where(after > 0, before / np.where(after > 0, after, 1.0), 1.0)
 
 
 def to_cell_averages(values: np.ndarray) -> np.ndarray:
@@ -343,9 +345,9 @@ def _dct_matrix(n: int) -> np.ndarray:
     return M
 
 
-def _diffuse(rho: np.ndarray, lams: Sequence[np.ndarray], D: float) -> np.ndarray:
+def _diffuse(rho: np.ndarray, lams: Sequence[np.ndarray], D: float, clip: bool = True) -> np.ndarray:
     """exp(D * Laplacian) on a stack of densities rho [m, *grid] with Neumann boundaries, via DCT-II along every
-    grid axis (all m at once)."""
+    grid axis (all m at once); clip: negatives clipped and masses restored (below)."""
     if D <= 0:
         return rho
     axes = tuple(range(1, rho.ndim))
@@ -358,6 +360,8 @@ def _diffuse(rho: np.ndarray, lams: Sequence[np.ndarray], D: float) -> np.ndarra
     else:
         fac = fac[:, None] * np.exp(D * lams[1])[None, :]
         out = idctn(dctn(rho, type=2, axes=axes, norm="ortho") * fac, type=2, axes=axes, norm="ortho")
+    if not clip:
+        return out
     # the spectral heat kernel is not positivity preserving to round-off: clip the tiny undershoots in the far
     # tails and restore each density's mass exactly (the k = 0 mode is untouched by the heat step)
     mass = rho.sum(axis=axes)
@@ -415,12 +419,13 @@ class _Stepper:
         tm = 0.5 * (ta + tb)
         ds = ta - tb
         D1, D2 = (_g2_integral(self.g2, ta, tm), _g2_integral(self.g2, tm, tb)) if D is None else D
-        R = _diffuse(R, self.lams, D1)
         grid = self.grid
         if grid.dim == 1:
+            R = _diffuse(R, self.lams, D1)
             vb, vm, va = (self._vel(0, t) for t in (tb, tm, ta))
             dep = _departure(self.e[0], vb, ds, vm, va)
             R = _remap_lines(R, dep, grid.lo, grid.h)
+            return _diffuse(R, self.lams, D2)
         else:
             nx, ny = grid.shape
             if V2 is None:
@@ -443,15 +448,31 @@ class _Stepper:
                     r = np.ascontiguousarray(r)
                     sweep_rows(r, vy, float(grid.lo[1]), hy, ds)
                     return r
+            else:
+                depx = _departure(self.e[0], np.ascontiguousarray(vx), 0.5 * ds)
+                depy = _departure(self.e[1], vy, ds)
 
-                R = _across(_across(_across(R, 2, sx), 1, sy), 2, sx)
-                return _diffuse(R, self.lams, D2)
-            depx = _departure(self.e[0], np.ascontiguousarray(vx), 0.5 * ds)
-            depy = _departure(self.e[1], vy, ds)
-            R = _across(R, 2, lambda r: np.swapaxes(_remap_lines(np.swapaxes(r, 1, 2), depx, grid.lo[0], hx), 1, 2))
-            R = _across(R, 1, lambda r: _remap_lines(r, depy, grid.lo[1], hy))
-            R = _across(R, 2, lambda r: np.swapaxes(_remap_lines(np.swapaxes(r, 1, 2), depx, grid.lo[0], hx), 1, 2))
-        return _diffuse(R, self.lams, D2)
+                def sx(r: np.ndarray) -> np.ndarray:
+                    return np.swapaxes(_remap_lines(np.swapaxes(r, 1, 2), depx, grid.lo[0], hx), 1, 2)
+
+                def sy(r: np.ndarray) -> np.ndarray:
+                    return _remap_lines(r, depy, grid.lo[1], hy)
+            # x(ds/2) y(ds) x(ds/2), each sweep on point values across it (the averages turned into point values along
+            # the other axis, the exact inverse of the 4th-order averaging map, and back afterwards: remapping averages
+            # across with the drift at the line's centre is second order when the drift varies across).  Negatives
+            # (far tails) are clipped line by line, each line's mass kept, where a sweep's input could have them (a
+            # sweep of negative values can add mass); the heat steps are not clipped inside the step, the state once
+            # at its end.  fp_compiled.run_pair_2d does the same operations line by line, in this order up to
+            # operations on different axes, which commute.
+            R = _diffuse(R, self.lams, D1, clip=False)
+            R = _clip_lines(_to_points_axis(R, 2), 1)
+            R = sx(R)
+            R = _to_averages_axis(_clip_lines(_to_points_axis(R, 1), 1), 2)
+            R = sy(R)
+            R = _to_averages_axis(_clip_lines(_to_points_axis(R, 2), 2), 1)
+            R = _to_averages_axis(sx(R), 2)
+            R = _diffuse(R, self.lams, D2, clip=False)
+            return _clip_restore(R, R)
 
 
 BACKENDS = ("auto", "numba", "numpy")
@@ -680,14 +701,17 @@ def _evolve_once(q0, p0, grid, drift, g2, ts, save_every, log_p=None, backend=No
 
 def _evolve_runs(q0, p0, grid, drift, g2, ts, ks, log_p=None, backend=None) -> dict:
     """{k: (times, KL, F, mass error)} of the pair moved through ts[::k] for every k in ks (_evolve_once of each).
-    1-D with the exact log p, batched tables and the compiled loop: one set of tables for all runs (drift on the
-    edges at every time of ts and at every run's step midpoints, log p at the cell centres at every time of ts;
-    the runs use subsets) and each run one compiled call with the diagnostics fused (fp_compiled.run_pair_1d)."""
-    fused = (grid.dim == 1 and log_p is not None and getattr(log_p, "many", None) is not None
+    With the exact log p, batched tables and the compiled loop, the diagnostics are fused into the compiled loop
+    (nothing stored).  1-D: one set of tables for all runs (drift on the edges at every time of ts and at every
+    run's step midpoints, log p at the cell centres at every time of ts; the runs use subsets) and each run one
+    compiled call (fp_compiled.run_pair_1d).  2-D: _run_pair_2d per run."""
+    fused = (grid.dim in (1, 2) and log_p is not None and getattr(log_p, "many", None) is not None
              and getattr(drift, "many", None) is not None)
     pl = compiled_plan(grid, 2, backend) if fused else None
     if pl is None:
         return {k: _evolve_once(q0, p0, grid, drift, g2, ts[::k], 1, log_p, backend) for k in ks}
+    if grid.dim == 2:
+        return {k: _run_pair_2d(q0, p0, grid, drift, g2, ts[::k], log_p, pl) for k in ks}
     from .fp_compiled import run_pair_1d
 
     base = min(ks)                     # tables on ts[::base] (the error estimate's coarse-space run: every 2nd)
@@ -717,6 +741,40 @@ def _evolve_runs(q0, p0, grid, drift, g2, ts, ks, log_p=None, backend=None) -> d
         doff += 2 * m
         out[k * base] = (s, diag[:, 0], diag[:, 1], float(np.abs(diag[:, 2:] - masses0[None, :]).max()))
     return out
+
+
+def _run_pair_2d(q0, p0, grid, drift, g2, ts, log_p, plans):
+    """(times, KL, F, mass error) of the 2-D pair through ts by fp_compiled.run_pair_2d, block by block (tables: the
+    midpoint drift on the x- and y-edges and log p at the centres at the block's step ends, at most _BLOCK_BYTES)."""
+    from .fp_compiled import diag_state, run_pair_2d
+
+    nx, ny = grid.shape
+    hx, hy = grid.spacing
+    lamx, lamy = _heat_factors(nx, hx, True), _heat_factors(ny, hy, True)
+    avx, avy = _avg_factors(nx), _avg_factors(ny)
+    ex, cy = np.meshgrid(grid.axis_edges(0), grid.axis_centers(1), indexing="ij")
+    cx, ey = np.meshgrid(grid.axis_centers(0), grid.axis_edges(1), indexing="ij")
+    ptx, pty, ptc = np.stack([ex.ravel(), cy.ravel()], 1), np.stack([cx.ravel(), ey.ravel()], 1), grid.points()
+    R = np.array([q0, p0], dtype=np.float64)
+    masses0 = R.reshape(2, -1).sum(axis=1) * grid.cell_volume
+    n = ts.size - 1
+    diag = np.empty((n + 1, 4))
+    N = nx * ny
+    diag_state(R[0], R[1], np.ascontiguousarray(log_p_many(log_p, ptc, ts[:1])).reshape(nx, ny), hx, hy,
+               np.empty((nx, ny)), np.empty((nx, ny)), np.empty((nx, ny)), np.empty(N, np.bool_), np.empty(N),
+               np.empty(N), diag[0])
+    tm = 0.5 * (ts[:-1] + ts[1:])
+    D = _g2_half_integrals(g2, np.concatenate([ts[:-1], tm]), np.concatenate([tm, ts[1:]])) if g2 is not None \
+        else np.zeros(2 * n)
+    size = max(1, _BLOCK_BYTES // (8 * ((nx + 1) * ny + nx * (ny + 1) + N)))
+    for j0 in range(0, n, size):
+        j1 = min(n, j0 + size)
+        VX = np.ascontiguousarray(_drift_table(drift, ptx, tm[j0:j1], 0).reshape(-1, nx + 1, ny).transpose(0, 2, 1))
+        VY = np.ascontiguousarray(_drift_table(drift, pty, tm[j0:j1], 1).reshape(-1, nx, ny + 1))
+        LP = np.ascontiguousarray(log_p_many(log_p, ptc, ts[j0 + 1:j1 + 1]))
+        run_pair_2d(R, D[j0:j1], D[n + j0:n + j1], ts[j0:j1] - ts[j0 + 1:j1 + 1], VX, VY, LP, lamx, lamy, avx, avy,
+                    float(grid.lo[0]), hx, float(grid.lo[1]), hy, *plans[0], *plans[1], diag[j0 + 1:j1 + 1])
+    return ts, diag[:, 0], diag[:, 1], float(np.abs(diag[:, 2:] - masses0[None, :]).max())
 
 
 def _coarsen(grid, rho: np.ndarray):

@@ -221,38 +221,51 @@ def sweep_cols(R, V, lo, h, ds):
 @njit(cache=True)
 def mixture_many(x, alpha, s2, logw, means, lam, U, want_score, lp_out, score_out):
     """log p_t(x) [m, n] and (want_score) grad log p_t(x) [m, n, d] of the marginal p_t = sum_k w_k N(alpha m_k,
-    alpha^2 C_k + s2 I), C_k = U_k diag(lam_k) U_k^T (theory.marginal_many, per point and time in one pass)."""
+    alpha^2 C_k + s2 I), C_k = U_k diag(lam_k) U_k^T (theory.marginal_many, per point and time in one pass; per time
+    the eigenbasis means U_k^T alpha m_k and 1 / variances once; with want_score, log p is not written)."""
     m, n, d, K = alpha.shape[0], x.shape[0], x.shape[1], logw.shape[0]
     lpk = np.empty(K)
     zv = np.empty((K, d))
     lognorm = np.empty(K)
-    v = np.empty((K, d))
+    iv = np.empty((K, d))
+    cm = np.empty((K, d))
+    Ut = np.empty((K, d, d))          # Ut[k, e, j] = U[k, j, e]
+    for k in range(K):
+        for e in range(d):
+            for j in range(d):
+                Ut[k, e, j] = U[k, j, e]
     for it in range(m):
         a = alpha[it]
         for k in range(K):
             acc = 0.0
             for e in range(d):
-                v[k, e] = a * a * lam[k, e] + s2[it]
-                acc += np.log(v[k, e])
+                v = a * a * lam[k, e] + s2[it]
+                iv[k, e] = 1.0 / v
+                acc += np.log(v)
+                c = 0.0
+                for j in range(d):
+                    c += Ut[k, e, j] * (a * means[k, j])
+                cm[k, e] = c
             lognorm[k] = logw[k] - 0.5 * (d * np.log(2.0 * np.pi) + acc)
         for i in range(n):
             mx = -np.inf
             for k in range(K):
                 q = 0.0
                 for e in range(d):
-                    z = 0.0
+                    z = -cm[k, e]
                     for j in range(d):
-                        z += U[k, j, e] * (x[i, j] - a * means[k, j])
-                    zv[k, e] = z / v[k, e]
-                    q += z * zv[k, e]
+                        z += Ut[k, e, j] * x[i, j]
+                    zz = z * iv[k, e]
+                    zv[k, e] = zz
+                    q += z * zz
                 lpk[k] = lognorm[k] - 0.5 * q
                 mx = max(mx, lpk[k])
             tot = 0.0
             for k in range(K):
                 lpk[k] = np.exp(lpk[k] - mx)
                 tot += lpk[k]
-            lp_out[it, i] = np.log(tot) + mx
             if want_score:
+                it_ = 1.0 / tot
                 for j in range(d):
                     s = 0.0
                     for k in range(K):
@@ -260,7 +273,9 @@ def mixture_many(x, alpha, s2, logw, means, lam, U, want_score, lp_out, score_ou
                         for e in range(d):
                             g += U[k, j, e] * zv[k, e]
                         s += lpk[k] * g
-                    score_out[it, i, j] = -s / tot
+                    score_out[it, i, j] = -s * it_
+            else:
+                lp_out[it, i] = np.log(tot) + mx
 
 
 @njit(cache=True)
@@ -364,10 +379,12 @@ def diag_state(qa, pa, lpe, hx, hy, q, p, lr, ok, g, sq, out):
         qmax = max(qmax, qf[k])
     lpf = lpe.ravel()
     kl = 0.0
+    lpm = np.log(max(pmax, 1e-300))
+    il10 = 1.0 / np.log(10.0)
     for k in range(N):
-        pk = max(pf[k], 1e-300)
-        w = min(max((np.log10(pk / max(pmax, 1e-300)) + 10.0) / 4.0, 0.0), 1.0)
-        lr_k = np.log(max(qf[k], 1e-300)) - lpf[k] - w * (np.log(pk) - lpf[k])
+        lpk = np.log(max(pf[k], 1e-300))
+        w = min(max(((lpk - lpm) * il10 + 10.0) / 4.0, 0.0), 1.0)   # log10(p / pmax) from log p
+        lr_k = np.log(max(qf[k], 1e-300)) - lpf[k] - w * (lpk - lpf[k])
         if qf[k] > 1e-300:
             kl += qf[k] * lr_k
         ok[k] = qf[k] > 1e-14 * qmax
@@ -455,3 +472,187 @@ def run_pair_1d(R, D1, D2, ds, V, vi, LP, li, lam, spectral, lo, h, radices, tw_
                 heat_pair(R[0], R[1], fac, c, work, radices, tw_off, tw, root_off, roots, phase)
                 _clip_restore(R, mass)
         diag_state(Rv[0], Rv[1], LP[li[j + 1]].reshape(n, 1), h, 1.0, q, p, lr, okd, g, sq, diag[j + 1])
+
+
+@njit(cache=True)
+def _heat_factors_into(D, lam, spectral, fac):
+    """fac[k] = exp(D lam[k]); spectral (lam_k = lam_1 k^2): by products, r^(k^2) with r^(2k+1) carried along."""
+    n = fac.shape[0]
+    if spectral:
+        r = np.exp(D * lam[1]) if n > 1 else 1.0
+        e, step, r2 = 1.0, r, r * r
+        for k in range(n):
+            fac[k] = e
+            e *= step
+            step *= r2
+    else:
+        for k in range(n):
+            fac[k] = np.exp(D * lam[k])
+
+
+@njit(cache=True)
+def _to_averages_line(r, tmp):
+    """r <- r + (1/24) second difference (edges reflected), in place (fokker_planck._to_averages_axis on a line)."""
+    n = r.shape[0]
+    for i in range(n):
+        if i == 0:
+            lap = r[1] - r[0]
+        elif i == n - 1:
+            lap = r[n - 2] - r[n - 1]
+        else:
+            lap = r[i - 1] - 2.0 * r[i] + r[i + 1]
+        tmp[i] = r[i] + lap * (1.0 / 24.0)
+    for i in range(n):
+        r[i] = tmp[i]
+
+
+@njit(cache=True)
+def _points_coeffs(n, cp, mm):
+    """Thomas-algorithm factors of the averaging map r + (1/24) second difference (edges reflected): tridiagonal,
+    1/24 off the diagonal, 22/24 on it (23/24 in the end rows); diagonally dominant."""
+    if n == 1:
+        cp[0], mm[0] = 0.0, 1.0
+        return
+    o = 1.0 / 24.0
+    b = 23.0 / 24.0
+    mm[0] = 1.0 / b
+    cp[0] = o * mm[0]
+    for i in range(1, n):
+        b = 23.0 / 24.0 if i == n - 1 else 22.0 / 24.0
+        mm[i] = 1.0 / (b - o * cp[i - 1])
+        cp[i] = o * mm[i]
+
+
+@njit(cache=True)
+def _to_points_line(r, cp, mm):
+    """r <- the point values whose averaging map gives r (the tridiagonal solve; fokker_planck._to_points_axis's
+    DCT-II solve on a line, the same exact inverse), in place."""
+    n = r.shape[0]
+    o = 1.0 / 24.0
+    r[0] = r[0] * mm[0]
+    for i in range(1, n):
+        r[i] = (r[i] - o * r[i - 1]) * mm[i]
+    for i in range(n - 2, -1, -1):
+        r[i] -= cp[i] * r[i + 1]
+
+
+@njit(cache=True)
+def _clip_line(r):
+    """r <- max(r, 0) times (sum before (>= 0) / sum after) (fokker_planck._clip_lines on one line)."""
+    before = 0.0
+    after = 0.0
+    for i in range(r.shape[0]):
+        before += r[i]
+        if r[i] < 0.0:
+            r[i] = 0.0
+        after += r[i]
+    if after > 0.0:
+        sc = max(before, 0.0) / after
+        for i in range(r.shape[0]):
+            r[i] *= sc
+
+
+@njit(cache=True)
+def run_pair_2d(R, D1, D2, ds, VX, VY, LP, lamx, lamy, avx, avy, lox, hx, loy, hy,
+                rx, twox, twx, rox, rtx, phx, ry, twoy, twy, roy, rty, phy, diag):
+    """Steps j = 0..B-1 of the 2-D pair R [2, nx, ny] (cell averages, in place), the step of
+    fokker_planck._Stepper.step with every operation done line by line: per step, with E = exp(D lam) per axis and
+    a = _avg_factors (the DCT-II eigenvalues of the averaging map r + r''/24),
+      y-lines: E1y / ay (heat, then point values across the x sweep);
+      x-lines: E1x, clip, x sweep over ds/2, point values (1 / ax: here the tridiagonal solve, _to_points_line), clip;
+      y-lines: averages, y sweep over ds, point values, clip;
+      x-lines: averages, x sweep over ds/2, E2x;
+      y-lines: ay E2y;
+    then negatives (far tails) clipped and each density's mass restored ("clip": _clip_line, each line's mass kept,
+    before every sweep whose input could be negative).  In exact arithmetic this is the plain step's sequence
+    (operations on different axes commute; the sweeps and clips see the same inputs).  Drift VX[j] [ny, nx+1]
+    (x component on the x-edges), VY[j] [nx, ny+1], frozen at the midpoint; diag[j] = (KL, F, mass q, mass p) after
+    step j with the exact log p LP[j] [nx * ny] at its end (diag_state)."""
+    nx, ny = R.shape[1], R.shape[2]
+    mx = max(nx, ny)
+    c = np.empty(mx, np.complex128)
+    work = np.empty(mx, np.complex128)
+    fA, fE = np.empty(ny), np.empty(ny)
+    fB1, fD = np.empty(nx), np.empty(nx)
+    cpx, mmx, cpy, mmy = np.empty(nx), np.empty(nx), np.empty(ny), np.empty(ny)
+    _points_coeffs(nx, cpx, mmx)
+    _points_coeffs(ny, cpy, mmy)
+    ex, ey = np.empty(nx), np.empty(ny)
+    depx = np.empty((ny, nx + 1))
+    depy = np.empty(ny + 1)
+    C = np.empty(mx + 1)
+    Dd = np.empty(mx + 1)
+    G = np.empty(mx + 1)
+    OK = np.empty(mx + 1, np.bool_)
+    val = np.empty(mx + 1)
+    a = np.empty(nx)
+    b = np.empty(nx)
+    tmp = np.empty(mx)
+    q = np.empty((nx, ny))
+    p = np.empty((nx, ny))
+    lr = np.empty((nx, ny))
+    okd = np.empty(nx * ny, np.bool_)
+    g = np.empty(nx * ny)
+    sq = np.empty(nx * ny)
+    mass = np.empty(2)
+    cx, wx = c[:nx], work[:nx]
+    cy, wy = c[:ny], work[:ny]
+    Cx, Dx, Gx, OKx, valx = C[:nx + 1], Dd[:nx + 1], G[:nx + 1], OK[:nx + 1], val[:nx + 1]
+    Cy, Dy, Gy, OKy, valy = C[:ny + 1], Dd[:ny + 1], G[:ny + 1], OK[:ny + 1], val[:ny + 1]
+    tx, ty = tmp[:nx], tmp[:ny]
+    for j in range(D1.shape[0]):
+        _heat_factors_into(D1[j], lamy, True, ey)
+        for k in range(ny):
+            fA[k] = ey[k] / avy[k]
+        _heat_factors_into(D2[j], lamy, True, ey)
+        for k in range(ny):
+            fE[k] = avy[k] * ey[k]
+        _heat_factors_into(D1[j], lamx, True, fB1)
+        _heat_factors_into(D2[j], lamx, True, fD)
+        for iy in range(ny):
+            _departure(lox, hx, VX[j, iy], VX[j, iy], VX[j, iy], 0.5 * ds[j], depx[iy])
+        for ix in range(nx):
+            heat_pair(R[0, ix], R[1, ix], fA, cy, wy, ry, twoy, twy, roy, rty, phy)
+        for iy in range(ny):
+            for ix in range(nx):
+                a[ix] = R[0, ix, iy]
+                b[ix] = R[1, ix, iy]
+            if D1[j] > 0.0:
+                heat_pair(a, b, fB1, cx, wx, rx, twox, twx, rox, rtx, phx)
+            _clip_line(a)
+            _clip_line(b)
+            _remap_pair(a, b, depx[iy], lox, hx, Cx, Dx, Gx, OKx, valx)
+            _to_points_line(a, cpx, mmx)
+            _to_points_line(b, cpx, mmx)
+            _clip_line(a)
+            _clip_line(b)
+            for ix in range(nx):
+                R[0, ix, iy] = a[ix]
+                R[1, ix, iy] = b[ix]
+        for ix in range(nx):
+            _to_averages_line(R[0, ix], ty)
+            _to_averages_line(R[1, ix], ty)
+            _departure(loy, hy, VY[j, ix], VY[j, ix], VY[j, ix], ds[j], depy)
+            _remap_pair(R[0, ix], R[1, ix], depy, loy, hy, Cy, Dy, Gy, OKy, valy)
+            _to_points_line(R[0, ix], cpy, mmy)
+            _to_points_line(R[1, ix], cpy, mmy)
+            _clip_line(R[0, ix])
+            _clip_line(R[1, ix])
+        for iy in range(ny):
+            for ix in range(nx):
+                a[ix] = R[0, ix, iy]
+                b[ix] = R[1, ix, iy]
+            _to_averages_line(a, tx)
+            _to_averages_line(b, tx)
+            _remap_pair(a, b, depx[iy], lox, hx, Cx, Dx, Gx, OKx, valx)
+            if D2[j] > 0.0:
+                heat_pair(a, b, fD, cx, wx, rx, twox, twx, rox, rtx, phx)
+            for ix in range(nx):
+                R[0, ix, iy] = a[ix]
+                R[1, ix, iy] = b[ix]
+        for ix in range(nx):
+            heat_pair(R[0, ix], R[1, ix], fE, cy, wy, ry, twoy, twy, roy, rty, phy)
+        Rf = R.reshape(2, nx * ny)
+        _masses(Rf, mass)
+        _clip_restore(Rf, mass)
+        diag_state(R[0], R[1], LP[j].reshape(nx, ny), hx, hy, q, p, lr, okd, g, sq, diag[j])

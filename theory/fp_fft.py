@@ -17,6 +17,7 @@ from numba import njit
 MAX_RADIX = 31
 _C1, _C2 = math.cos(2 * math.pi / 5), math.cos(4 * math.pi / 5)
 _S1, _S2 = math.sin(2 * math.pi / 5), math.sin(4 * math.pi / 5)
+_S3 = math.sqrt(3.0) / 2.0
 
 
 def factors(n: int) -> list[int]:
@@ -97,6 +98,18 @@ def fft_inplace(a, work, radices, tw_off, tw, root_off, roots):
                 dst[base + 2 * ns] = b2 + md2
                 dst[base + 3 * ns] = b2 - md2
                 dst[base + 4 * ns] = b1 - md1
+                continue
+            if r == 3:   # y1,2 = a0 - (a1 + a2) / 2 -/+ i (sqrt 3 / 2) (a1 - a2)
+                a0 = src[j]
+                a1 = src[j + m] * tw[to + k * 3 + 1]
+                a2 = src[j + 2 * m] * tw[to + k * 3 + 2]
+                t1 = a1 + a2
+                t2 = a0 - 0.5 * t1
+                d = (a1 - a2) * _S3
+                t3 = complex(d.imag, -d.real)                           # -i (sqrt 3 / 2) (a1 - a2)
+                dst[base] = a0 + t1
+                dst[base + ns] = t2 + t3
+                dst[base + 2 * ns] = t2 - t3
                 continue
             if r == 2:
                 a0 = src[j]

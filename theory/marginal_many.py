@@ -43,8 +43,8 @@ _BATCH_MAX = 200_000   # times x components x points above which a loop over tim
 
 
 def compiled_many(mix: GaussianMixture, schedule: Schedule, x: np.ndarray, times: np.ndarray, want_score: bool):
-    """(log p_t [m, n], score [m, n, d] or None) by the compiled one-pass kernel (theory.fp_compiled.mixture_many);
-    None when numba is not importable."""
+    """(log p_t [m, n], None) or (None, score [m, n, d]) (want_score) by the compiled one-pass kernel
+    (theory.fp_compiled.mixture_many); None when numba is not importable."""
     try:
         from .fp_compiled import mixture_many
     except ImportError:  # pragma: no cover - numba is a dependency
@@ -54,11 +54,11 @@ def compiled_many(mix: GaussianMixture, schedule: Schedule, x: np.ndarray, times
     s2 = np.ascontiguousarray(np.asarray(schedule.sigma(t), dtype=np.float64).reshape(-1) ** 2)
     lam, U = mix._eig()
     x = np.ascontiguousarray(x, dtype=np.float64)
-    lp = np.empty((t.size, x.shape[0]))
+    lp = np.empty((t.size, x.shape[0]) if not want_score else (1, 1))
     sc = np.empty((t.size, x.shape[0], x.shape[1]) if want_score else (1, 1, 1))
     mixture_many(x, a, s2, np.ascontiguousarray(mix._logw), np.ascontiguousarray(mix.means),
                  np.ascontiguousarray(lam), np.ascontiguousarray(U), want_score, lp, sc)
-    return lp, (sc if want_score else None)
+    return (None, sc) if want_score else (lp, None)
 
 
 def _use_compiled() -> bool:
