@@ -84,16 +84,16 @@ def _cmd_gui(args) -> int:
     app = build_app(pipe, model=args.model, out_dir=args.out_dir, lora_cache=args.lora_cache,
                     max_side=args.max_side or None, max_queue=max_queue)
     where = "a public share link and " if args.share else ""
-    print(f"sdimage gui: model {args.model} on {args.device}; serving {where}http://{args.host}:{args.port} "
-          "(Ctrl+C to stop)", flush=True)
-    try:
-        served = launch(app, host=args.host, port=args.port, share=args.share, max_upload_mb=args.max_upload_mb,
-                        block=False, auth=auth)
-    except OSError as err:  # the port was taken meanwhile, or the host is not an address of this machine
-        raise SdImageError(f"cannot serve on {args.host}:{args.port}: {str(err).splitlines()[0]}") from None
-    if args.share and isinstance(served, tuple) and len(served) > 2 and served[2]:
-        print(f"sdimage gui: public link {served[2]}", flush=True)
-    try:  # serve until Ctrl-C, which exits 130 as every CLI does (cliutil.run_cli)
+    try:  # serve until Ctrl-C (also during start-up), which exits 130 as every CLI does (cliutil.run_cli)
+        try:
+            served = launch(app, host=args.host, port=args.port, share=args.share, max_upload_mb=args.max_upload_mb,
+                            block=False, auth=auth)
+        except OSError as err:  # the port was taken meanwhile, or the host is not an address of this machine
+            raise SdImageError(f"cannot serve on {args.host}:{args.port}: {str(err).splitlines()[0]}") from None
+        print(f"sdimage gui: model {args.model} on {args.device}; serving {where}http://{args.host}:{args.port} "
+              "(Ctrl+C to stop)", flush=True)  # once it does serve
+        if args.share and isinstance(served, tuple) and len(served) > 2 and served[2]:
+            print(f"sdimage gui: public link {served[2]}", flush=True)
         import time
 
         while True:
