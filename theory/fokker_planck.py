@@ -415,7 +415,8 @@ class _Stepper:
     def step(self, R: np.ndarray, ta: float, tb: float, D: Optional[tuple[float, float]] = None,
              V2: Optional[tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
         """One Strang step of the stack R [m, *grid] of densities from ta to tb (D: the two half steps' int 1/2 g2;
-        V2: the 2-D drift tables at the midpoint, [ny, nx+1] and [nx, ny+1]; both computed here when not given)."""
+        V2: the 2-D drift tables for the step, [ny, nx+1] and [nx, ny+1]: the mean of the drift at ta and tb; both
+        computed here when not given)."""
         tm = 0.5 * (ta + tb)
         ds = ta - tb
         D1, D2 = (_g2_integral(self.g2, ta, tm), _g2_integral(self.g2, tm, tb)) if D is None else D
@@ -427,10 +428,9 @@ class _Stepper:
             R = _remap_lines(R, dep, grid.lo, grid.h)
             return _diffuse(R, self.lams, D2)
         else:
-            nx, ny = grid.shape
-            if V2 is None:
-                vx = np.asarray(self.drift(self.pts[0], tm), dtype=np.float64)[:, 0].reshape(nx + 1, ny).T
-                vy = np.asarray(self.drift(self.pts[1], tm), dtype=np.float64)[:, 1].reshape(nx, ny + 1)
+            if V2 is None:   # the drift frozen at the mean of its values at the step's ends (second order)
+                vx = 0.5 * (self._vel(0, ta) + self._vel(0, tb))
+                vy = 0.5 * (self._vel(1, ta) + self._vel(1, tb))
             else:
                 vx, vy = V2
             hx, hy = grid.spacing
@@ -547,15 +547,16 @@ def _plain_blocks(rhos: np.ndarray, grid, drift: Drift, g2, ts: np.ndarray, spec
     n_steps = ts.size - 1
     D1, D2 = _g2_integrals(g2, ts) if compiled else (None, None)
     many = compiled and grid.dim == 2 and getattr(drift, "many", None) is not None
-    if many:   # the midpoint drift tables of a block in one batched call each
+    if many:   # the drift tables of a block (at its step ends) in one batched call each
         nx, ny = grid.shape
         size = max(1, min(size, _BLOCK_BYTES // (16 * (nx + 1) * (ny + 1))))
     for j0 in range(0, n_steps, size):
         out = np.empty((min(size, n_steps - j0),) + rhos.shape)
         if many:
-            tm = 0.5 * (ts[j0:j0 + out.shape[0]] + ts[j0 + 1:j0 + 1 + out.shape[0]])
-            VX = _drift_table(drift, stepper.pts[0], tm, 0).reshape(-1, nx + 1, ny).transpose(0, 2, 1)
-            VY = _drift_table(drift, stepper.pts[1], tm, 1).reshape(-1, nx, ny + 1)
+            tt = ts[j0:j0 + out.shape[0] + 1]
+            VX = _drift_table(drift, stepper.pts[0], tt, 0).reshape(-1, nx + 1, ny).transpose(0, 2, 1)
+            VY = _drift_table(drift, stepper.pts[1], tt, 1).reshape(-1, nx, ny + 1)
+            VX, VY = 0.5 * (VX[:-1] + VX[1:]), 0.5 * (VY[:-1] + VY[1:])
         for k in range(out.shape[0]):
             j = j0 + k
             rhos = stepper.step(rhos, ts[j], ts[j + 1], None if D1 is None else (float(D1[j]), float(D2[j])),
@@ -711,7 +712,7 @@ def _evolve_runs(q0, p0, grid, drift, g2, ts, ks, log_p=None, backend=None) -> d
     if pl is None:
         return {k: _evolve_once(q0, p0, grid, drift, g2, ts[::k], 1, log_p, backend) for k in ks}
     if grid.dim == 2:
-        return {k: _run_pair_2d(q0, p0, grid, drift, g2, ts[::k], log_p, pl) for k in ks}
+        return _runs_2d(q0, p0, grid, drift, g2, ts, ks, log_p, pl)
     from .fp_compiled import run_pair_1d
 
     base = min(ks)                     # tables on ts[::base] (the error estimate's coarse-space run: every 2nd)
@@ -743,38 +744,57 @@ def _evolve_runs(q0, p0, grid, drift, g2, ts, ks, log_p=None, backend=None) -> d
     return out
 
 
-def _run_pair_2d(q0, p0, grid, drift, g2, ts, log_p, plans):
-    """(times, KL, F, mass error) of the 2-D pair through ts by fp_compiled.run_pair_2d, block by block (tables: the
-    midpoint drift on the x- and y-edges and log p at the centres at the block's step ends, at most _BLOCK_BYTES)."""
-    from .fp_compiled import diag_state, run_pair_2d
+def _runs_2d(q0, p0, grid, drift, g2, ts, ks, log_p, plans) -> dict:
+    """{k: (times, KL, F, mass error)} of the 2-D pair through ts[::k] by fp_compiled.run_pair_2d.  Tables: the drift
+    on the x- and y-edges and log p at the centres at the step ends; one set on ts[::min(ks)] shared by all runs
+    when it fits in 4 x _BLOCK_BYTES, else per run and block of steps."""
+    from .fp_compiled import run_pair_2d
 
     nx, ny = grid.shape
     hx, hy = grid.spacing
+    N = nx * ny
     lamx, lamy = _heat_factors(nx, hx, True), _heat_factors(ny, hy, True)
     avx, avy = _avg_factors(nx), _avg_factors(ny)
     ex, cy = np.meshgrid(grid.axis_edges(0), grid.axis_centers(1), indexing="ij")
     cx, ey = np.meshgrid(grid.axis_centers(0), grid.axis_edges(1), indexing="ij")
     ptx, pty, ptc = np.stack([ex.ravel(), cy.ravel()], 1), np.stack([cx.ravel(), ey.ravel()], 1), grid.points()
-    R = np.array([q0, p0], dtype=np.float64)
-    masses0 = R.reshape(2, -1).sum(axis=1) * grid.cell_volume
-    n = ts.size - 1
-    diag = np.empty((n + 1, 4))
-    N = nx * ny
-    diag_state(R[0], R[1], np.ascontiguousarray(log_p_many(log_p, ptc, ts[:1])).reshape(nx, ny), hx, hy,
-               np.empty((nx, ny)), np.empty((nx, ny)), np.empty((nx, ny)), np.empty(N, np.bool_), np.empty(N),
-               np.empty(N), diag[0])
-    tm = 0.5 * (ts[:-1] + ts[1:])
-    D = _g2_half_integrals(g2, np.concatenate([ts[:-1], tm]), np.concatenate([tm, ts[1:]])) if g2 is not None \
-        else np.zeros(2 * n)
-    size = max(1, _BLOCK_BYTES // (8 * ((nx + 1) * ny + nx * (ny + 1) + N)))
-    for j0 in range(0, n, size):
-        j1 = min(n, j0 + size)
-        VX = np.ascontiguousarray(_drift_table(drift, ptx, tm[j0:j1], 0).reshape(-1, nx + 1, ny).transpose(0, 2, 1))
-        VY = np.ascontiguousarray(_drift_table(drift, pty, tm[j0:j1], 1).reshape(-1, nx, ny + 1))
-        LP = np.ascontiguousarray(log_p_many(log_p, ptc, ts[j0 + 1:j1 + 1]))
-        run_pair_2d(R, D[j0:j1], D[n + j0:n + j1], ts[j0:j1] - ts[j0 + 1:j1 + 1], VX, VY, LP, lamx, lamy, avx, avy,
-                    float(grid.lo[0]), hx, float(grid.lo[1]), hy, *plans[0], *plans[1], diag[j0 + 1:j1 + 1])
-    return ts, diag[:, 0], diag[:, 1], float(np.abs(diag[:, 2:] - masses0[None, :]).max())
+    masses0 = np.array([q0.sum(), p0.sum()]) * grid.cell_volume
+    per_time = 8 * ((nx + 1) * ny + nx * (ny + 1) + N)
+
+    def tables(tt: np.ndarray):
+        VX = np.ascontiguousarray(_drift_table(drift, ptx, tt, 0).reshape(-1, nx + 1, ny).transpose(0, 2, 1))
+        VY = np.ascontiguousarray(_drift_table(drift, pty, tt, 1).reshape(-1, nx, ny + 1))
+        return VX, VY, np.ascontiguousarray(log_p_many(log_p, ptc, tt))
+
+    def run(R, tt, rows, VX, VY, LP, diag):
+        m = rows.size - 1
+        tm = 0.5 * (tt[:-1] + tt[1:])
+        D = _g2_half_integrals(g2, np.concatenate([tt[:-1], tm]), np.concatenate([tm, tt[1:]])) if g2 is not None \
+            else np.zeros(2 * m)
+        run_pair_2d(R, D[:m], D[m:], tt[:-1] - tt[1:], VX, VY, LP, rows, lamx, lamy, avx, avy, float(grid.lo[0]), hx,
+                    float(grid.lo[1]), hy, *plans[0], *plans[1], diag)
+
+    base = min(ks)
+    shared = (ts[::base].size * per_time <= 4 * _BLOCK_BYTES)
+    if shared:
+        VX, VY, LP = tables(ts[::base])
+    out = {}
+    for k in ks:
+        s = ts[::k]
+        n = s.size - 1
+        R = np.array([q0, p0], dtype=np.float64)
+        diag = np.empty((n + 1, 4))
+        if shared:
+            run(R, s, np.arange(0, n * (k // base) + 1, k // base), VX, VY, LP, diag)
+        else:
+            size = max(1, _BLOCK_BYTES // per_time - 1)
+            for j0 in range(0, n, size):
+                j1 = min(n, j0 + size)
+                bd = np.empty((j1 - j0 + 1, 4))
+                run(R, s[j0:j1 + 1], np.arange(j1 - j0 + 1), *tables(s[j0:j1 + 1]), bd)
+                diag[j0:j1 + 1] = bd
+        out[k] = (s, diag[:, 0], diag[:, 1], float(np.abs(diag[:, 2:] - masses0[None, :]).max()))
+    return out
 
 
 def _coarsen(grid, rho: np.ndarray):

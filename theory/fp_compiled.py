@@ -553,7 +553,7 @@ def _clip_line(r):
 
 
 @njit(cache=True)
-def run_pair_2d(R, D1, D2, ds, VX, VY, LP, lamx, lamy, avx, avy, lox, hx, loy, hy,
+def run_pair_2d(R, D1, D2, ds, VX, VY, LP, rows, lamx, lamy, avx, avy, lox, hx, loy, hy,
                 rx, twox, twx, rox, rtx, phx, ry, twoy, twy, roy, rty, phy, diag):
     """Steps j = 0..B-1 of the 2-D pair R [2, nx, ny] (cell averages, in place), the step of
     fokker_planck._Stepper.step with every operation done line by line: per step, with E = exp(D lam) per axis and
@@ -565,9 +565,10 @@ def run_pair_2d(R, D1, D2, ds, VX, VY, LP, lamx, lamy, avx, avy, lox, hx, loy, h
       y-lines: ay E2y;
     then negatives (far tails) clipped and each density's mass restored ("clip": _clip_line, each line's mass kept,
     before every sweep whose input could be negative).  In exact arithmetic this is the plain step's sequence
-    (operations on different axes commute; the sweeps and clips see the same inputs).  Drift VX[j] [ny, nx+1]
-    (x component on the x-edges), VY[j] [nx, ny+1], frozen at the midpoint; diag[j] = (KL, F, mass q, mass p) after
-    step j with the exact log p LP[j] [nx * ny] at its end (diag_state)."""
+    (operations on different axes commute; the sweeps and clips see the same inputs).  Tables at the times of the
+    run: step j from rows[j] to rows[j + 1]; drift VX[r] [ny, nx+1] (x component on the x-edges), VY[r] [nx, ny+1],
+    frozen at the mean of its two ends; exact log p LP[r] [nx * ny] at the centres.  diag[0] = (KL, F, mass q,
+    mass p) of the initial state, diag[j + 1] after step j (diag_state)."""
     nx, ny = R.shape[1], R.shape[2]
     mx = max(nx, ny)
     c = np.empty(mx, np.complex128)
@@ -595,6 +596,9 @@ def run_pair_2d(R, D1, D2, ds, VX, VY, LP, lamx, lamy, avx, avy, lox, hx, loy, h
     g = np.empty(nx * ny)
     sq = np.empty(nx * ny)
     mass = np.empty(2)
+    vxm = np.empty((ny, nx + 1))
+    vym = np.empty(ny + 1)
+    diag_state(R[0], R[1], LP[rows[0]].reshape(nx, ny), hx, hy, q, p, lr, okd, g, sq, diag[0])
     cx, wx = c[:nx], work[:nx]
     cy, wy = c[:ny], work[:ny]
     Cx, Dx, Gx, OKx, valx = C[:nx + 1], Dd[:nx + 1], G[:nx + 1], OK[:nx + 1], val[:nx + 1]
@@ -609,8 +613,11 @@ def run_pair_2d(R, D1, D2, ds, VX, VY, LP, lamx, lamy, avx, avy, lox, hx, loy, h
             fE[k] = avy[k] * ey[k]
         _heat_factors_into(D1[j], lamx, True, fB1)
         _heat_factors_into(D2[j], lamx, True, fD)
+        r0, r1 = rows[j], rows[j + 1]
         for iy in range(ny):
-            _departure(lox, hx, VX[j, iy], VX[j, iy], VX[j, iy], 0.5 * ds[j], depx[iy])
+            for i in range(nx + 1):
+                vxm[iy, i] = 0.5 * (VX[r0, iy, i] + VX[r1, iy, i])
+            _departure(lox, hx, vxm[iy], vxm[iy], vxm[iy], 0.5 * ds[j], depx[iy])
         for ix in range(nx):
             heat_pair(R[0, ix], R[1, ix], fA, cy, wy, ry, twoy, twy, roy, rty, phy)
         for iy in range(ny):
@@ -632,7 +639,9 @@ def run_pair_2d(R, D1, D2, ds, VX, VY, LP, lamx, lamy, avx, avy, lox, hx, loy, h
         for ix in range(nx):
             _to_averages_line(R[0, ix], ty)
             _to_averages_line(R[1, ix], ty)
-            _departure(loy, hy, VY[j, ix], VY[j, ix], VY[j, ix], ds[j], depy)
+            for i in range(ny + 1):
+                vym[i] = 0.5 * (VY[r0, ix, i] + VY[r1, ix, i])
+            _departure(loy, hy, vym, vym, vym, ds[j], depy)
             _remap_pair(R[0, ix], R[1, ix], depy, loy, hy, Cy, Dy, Gy, OKy, valy)
             _to_points_line(R[0, ix], cpy, mmy)
             _to_points_line(R[1, ix], cpy, mmy)
@@ -655,4 +664,4 @@ def run_pair_2d(R, D1, D2, ds, VX, VY, LP, lamx, lamy, avx, avy, lox, hx, loy, h
         Rf = R.reshape(2, nx * ny)
         _masses(Rf, mass)
         _clip_restore(Rf, mass)
-        diag_state(R[0], R[1], LP[j].reshape(nx, ny), hx, hy, q, p, lr, okd, g, sq, diag[j])
+        diag_state(R[0], R[1], LP[r1].reshape(nx, ny), hx, hy, q, p, lr, okd, g, sq, diag[j + 1])
