@@ -578,7 +578,7 @@ def run_pair_2d(R, D1, D2, ds, VX, VY, LP, rows, lamx, lamy, avx, avy, lox, hx, 
     cpx, mmx, cpy, mmy = np.empty(nx), np.empty(nx), np.empty(ny), np.empty(ny)
     _points_coeffs(nx, cpx, mmx)
     _points_coeffs(ny, cpy, mmy)
-    ex, ey = np.empty(nx), np.empty(ny)
+    ey = np.empty(ny)
     depx = np.empty((ny, nx + 1))
     depy = np.empty(ny + 1)
     C = np.empty(mx + 1)
