@@ -74,7 +74,7 @@ PYPDE_1D = [((100,), "explicit"), ((200,), "explicit"), ((100,), "bdf"), ((200,)
 PYPDE_1D_FULL = [((400,), "explicit"), ((400,), "bdf"), ((800,), "bdf"), ((100,), "bdf-stock"),
                  ((200,), "bdf-stock"), ((400,), "bdf-stock")]
 PYPDE_2D = [((60, 60), "explicit"), ((60, 60), "bdf")]
-CELLS_2D = [30, 32, 40, 60, 100, 150]    # our 2-D sweep (cells per axis; --quick without the last) x steps
+CELLS_2D = [30, 32, 40, 48, 60, 100, 150]    # our 2-D sweep (cells per axis; --quick without the last) x steps
 STEPS_2D = [4, 8, 12, 16, 32, 64]
 REPEAT_2D = 2                     # timing repeats in 2-D, ours and py-pde alike (1-D: --repeat)
 PYPDE_2D_FULL = [((100, 100), "explicit"), ((100, 100), "bdf")]   # (stock BDF: a dense 3600^2+ Jacobian; not run)

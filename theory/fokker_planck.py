@@ -700,54 +700,62 @@ def _evolve_once(q0, p0, grid, drift, g2, ts, save_every, log_p=None, backend=No
     return np.array(rec["t"]), np.array(rec["kl"]), np.array(rec["fi"]), float(max(rec["mass"]))
 
 
-def _evolve_runs(q0, p0, grid, drift, g2, ts, ks, log_p=None, backend=None) -> dict:
-    """{k: (times, KL, F, mass error)} of the pair moved through ts[::k] for every k in ks (_evolve_once of each).
+def _evolve_runs(q0, p0, grid, drift, g2, ts, ks, log_p=None, backend=None, thin1: bool = False) -> dict:
+    """{k: (times, KL, F, mass error)} of the pair moved through ts[::k] for every k in ks (_evolve_once of each);
+    thin1: the run k = 1 reports every 2nd time only (ts[::2]: all that Richardson extrapolation uses).
     With the exact log p, batched tables and the compiled loop, the diagnostics are fused into the compiled loop
-    (nothing stored).  1-D: one set of tables for all runs (drift on the edges at every time of ts and at every
-    run's step midpoints, log p at the cell centres at every time of ts; the runs use subsets) and each run one
-    compiled call (fp_compiled.run_pair_1d).  2-D: _run_pair_2d per run."""
+    (nothing stored, and skipped where thin1 drops them).  1-D: one set of tables for all runs (drift on the edges
+    at every time of ts and at every run's step midpoints, log p at the cell centres at the reported times) and
+    each run one compiled call (fp_compiled.run_pair_1d).  2-D: _runs_2d."""
     fused = (grid.dim in (1, 2) and log_p is not None and getattr(log_p, "many", None) is not None
              and getattr(drift, "many", None) is not None)
     pl = compiled_plan(grid, 2, backend) if fused else None
     if pl is None:
-        return {k: _evolve_once(q0, p0, grid, drift, g2, ts[::k], 1, log_p, backend) for k in ks}
+        out = {k: _evolve_once(q0, p0, grid, drift, g2, ts[::k], 1, log_p, backend) for k in ks}
+        if thin1 and 1 in out:
+            t, kl, fi, mass = out[1]
+            out[1] = (t[::2], kl[::2], fi[::2], mass)
+        return out
+    base = min(ks)                     # tables on ts[::base] (the error estimate's coarse-space run: every 2nd)
+    ts, rel = ts[::base], [k // base for k in ks]
+    dstride = [2 if thin1 and k == 1 else 1 for k in ks]
+    L = min(r * d for r, d in zip(rel, dstride))       # log p is needed at ts[::L] only
     if grid.dim == 2:
-        return _runs_2d(q0, p0, grid, drift, g2, ts, ks, log_p, pl)
+        return _runs_2d(q0, p0, grid, drift, g2, ts, ks, rel, dstride, L, log_p, pl)
     from .fp_compiled import run_pair_1d
 
-    base = min(ks)                     # tables on ts[::base] (the error estimate's coarse-space run: every 2nd)
-    ts, ks = ts[::base], [k // base for k in ks]
     n = ts.size - 1
-    subs = [ts[::k] for k in ks]
+    subs = [ts[::k] for k in rel]
     mids = [0.5 * (s[:-1] + s[1:]) for s in subs]
     V = _drift_table(drift, grid.edges()[:, None], np.concatenate([ts] + mids), 0)
-    LP = np.ascontiguousarray(log_p_many(log_p, grid.points(), ts))
+    LP = np.ascontiguousarray(log_p_many(log_p, grid.points(), ts[::L]))
     ta = np.concatenate([np.concatenate([s[:-1], m]) for s, m in zip(subs, mids)])
     tb = np.concatenate([np.concatenate([m, s[1:]]) for s, m in zip(subs, mids)])
     Dall = _g2_half_integrals(g2, ta, tb) if g2 is not None else np.zeros(ta.size)
     lam = _heat_factors(grid.n, grid.h, True)
     masses0 = np.array([q0.sum(), p0.sum()]) * grid.cell_volume
     out, voff, doff = {}, n + 1, 0
-    for k, s in zip(ks, subs):
+    for k0, k, d, s in zip(ks, rel, dstride, subs):
         m = s.size - 1
         rows = np.arange(0, m * k + 1, k)
         vi = np.empty(2 * m + 1, np.int64)
         vi[0::2] = rows
         vi[1::2] = voff + np.arange(m)
         R = np.array([q0, p0], dtype=np.float64)
-        diag = np.empty((m + 1, 4))
-        run_pair_1d(R, Dall[doff:doff + m], Dall[doff + m:doff + 2 * m], s[:-1] - s[1:], V, vi, LP, rows, lam, True,
-                    float(grid.lo), float(grid.h), *pl[0], diag)
+        diag = np.empty((m // d + 1, 4))
+        run_pair_1d(R, Dall[doff:doff + m], Dall[doff + m:doff + 2 * m], s[:-1] - s[1:], V, vi, LP, rows[::d] // L,
+                    lam, True, float(grid.lo), float(grid.h), *pl[0], diag, d)
         voff += m
         doff += 2 * m
-        out[k * base] = (s, diag[:, 0], diag[:, 1], float(np.abs(diag[:, 2:] - masses0[None, :]).max()))
+        out[k0] = (s[::d], diag[:, 0], diag[:, 1], float(np.abs(diag[:, 2:] - masses0[None, :]).max()))
     return out
 
 
-def _runs_2d(q0, p0, grid, drift, g2, ts, ks, log_p, plans) -> dict:
-    """{k: (times, KL, F, mass error)} of the 2-D pair through ts[::k] by fp_compiled.run_pair_2d.  Tables: the drift
-    on the x- and y-edges and log p at the centres at the step ends; one set on ts[::min(ks)] shared by all runs
-    when it fits in 4 x _BLOCK_BYTES, else per run and block of steps."""
+def _runs_2d(q0, p0, grid, drift, g2, ts, ks, rel, dstride, L, log_p, plans) -> dict:
+    """_evolve_runs in 2-D by fp_compiled.run_pair_2d: run ks[i] through ts[::rel[i]] (ts: the base times), its
+    diagnostics every dstride[i]-th step.  Tables: the drift on the x- and y-edges at the step ends and log p at the
+    centres at ts[::L]; one set shared by all runs when it fits in 4 x _BLOCK_BYTES, else per run and block of
+    steps."""
     from .fp_compiled import run_pair_2d
 
     nx, ny = grid.shape
@@ -761,39 +769,39 @@ def _runs_2d(q0, p0, grid, drift, g2, ts, ks, log_p, plans) -> dict:
     masses0 = np.array([q0.sum(), p0.sum()]) * grid.cell_volume
     per_time = 8 * ((nx + 1) * ny + nx * (ny + 1) + N)
 
-    def tables(tt: np.ndarray):
+    def tables(tt: np.ndarray, lstride: int):
         VX = np.ascontiguousarray(_drift_table(drift, ptx, tt, 0).reshape(-1, nx + 1, ny).transpose(0, 2, 1))
         VY = np.ascontiguousarray(_drift_table(drift, pty, tt, 1).reshape(-1, nx, ny + 1))
-        return VX, VY, np.ascontiguousarray(log_p_many(log_p, ptc, tt))
+        return VX, VY, np.ascontiguousarray(log_p_many(log_p, ptc, tt[::lstride]))
 
-    def run(R, tt, rows, VX, VY, LP, diag):
+    def run(R, tt, rows, VX, VY, LP, lrows, diag, d):
         m = rows.size - 1
         tm = 0.5 * (tt[:-1] + tt[1:])
         D = _g2_half_integrals(g2, np.concatenate([tt[:-1], tm]), np.concatenate([tm, tt[1:]])) if g2 is not None \
             else np.zeros(2 * m)
-        run_pair_2d(R, D[:m], D[m:], tt[:-1] - tt[1:], VX, VY, LP, rows, lamx, lamy, avx, avy, float(grid.lo[0]), hx,
-                    float(grid.lo[1]), hy, *plans[0], *plans[1], diag)
+        run_pair_2d(R, D[:m], D[m:], tt[:-1] - tt[1:], VX, VY, LP, rows, lrows, lamx, lamy, avx, avy,
+                    float(grid.lo[0]), hx, float(grid.lo[1]), hy, *plans[0], *plans[1], diag, d)
 
-    base = min(ks)
-    shared = (ts[::base].size * per_time <= 4 * _BLOCK_BYTES)
+    shared = ts.size * per_time <= 4 * _BLOCK_BYTES
     if shared:
-        VX, VY, LP = tables(ts[::base])
+        VX, VY, LP = tables(ts, L)
     out = {}
-    for k in ks:
+    for k0, k, d in zip(ks, rel, dstride):
         s = ts[::k]
         n = s.size - 1
         R = np.array([q0, p0], dtype=np.float64)
-        diag = np.empty((n + 1, 4))
+        diag = np.empty((n // d + 1, 4))
         if shared:
-            run(R, s, np.arange(0, n * (k // base) + 1, k // base), VX, VY, LP, diag)
+            rows = np.arange(0, n * k + 1, k)
+            run(R, s, rows, VX, VY, LP, rows[::d] // L, diag, d)
         else:
-            size = max(1, _BLOCK_BYTES // per_time - 1)
+            size = max(d, (_BLOCK_BYTES // per_time - 1) // d * d)
             for j0 in range(0, n, size):
                 j1 = min(n, j0 + size)
-                bd = np.empty((j1 - j0 + 1, 4))
-                run(R, s[j0:j1 + 1], np.arange(j1 - j0 + 1), *tables(s[j0:j1 + 1]), bd)
-                diag[j0:j1 + 1] = bd
-        out[k] = (s, diag[:, 0], diag[:, 1], float(np.abs(diag[:, 2:] - masses0[None, :]).max()))
+                bd = np.empty(((j1 - j0) // d + 1, 4))
+                run(R, s[j0:j1 + 1], np.arange(j1 - j0 + 1), *tables(s[j0:j1 + 1], d), np.arange(bd.shape[0]), bd, d)
+                diag[j0 // d:j0 // d + bd.shape[0]] = bd
+        out[k0] = (s[::d], diag[:, 0], diag[:, 1], float(np.abs(diag[:, 2:] - masses0[None, :]).max()))
     return out
 
 
@@ -852,9 +860,9 @@ def evolve_pair(q0: np.ndarray, p0: np.ndarray, grid, schedule: Schedule, score:
     if error_estimate and any(c % 2 for c in grid.shape):
         raise ValueError("error_estimate needs an even number of cells per axis")
     ks = [1] + ([2] if richardson or error_estimate else []) + ([4] if richardson and error_estimate else [])
-    runs = _evolve_runs(q0, p0, grid, drift, g2, ts, ks, log_p, backend) if save_every == 1 \
+    runs = _evolve_runs(q0, p0, grid, drift, g2, ts, ks, log_p, backend, thin1=richardson) if save_every == 1 \
         else {1: _evolve_once(q0, p0, grid, drift, g2, ts, save_every, log_p, backend)}
-    times, kl, fi, mass = runs[1]
+    times, kl, fi, mass = runs[1]      # with Richardson: at ts[::2] only (all that the extrapolation uses)
     extra = {"grid_shape": list(grid.shape), "n_steps": n_steps, "richardson": bool(richardson)}
 
     if sampler == "sde":   # the product rule's tables once for all times; runs use every 1st, 2nd, 4th
@@ -869,13 +877,13 @@ def evolve_pair(q0: np.ndarray, p0: np.ndarray, grid, schedule: Schedule, score:
             return quad.integral(ff, k)
         return integrate_half_g2_fisher(tt, ff, schedule, t0, t_end, stiff_var=stiff_var, psi=psi)
 
-    fine = (kl[0], kl[-1], fisher_int(times, fi))
+    fine = (kl[0], kl[-1], fisher_int(times, fi)) if not richardson else None
     if richardson or error_estimate:
         tc, klc, fic, mc = runs[2]
         mass = max(mass, mc)
         coarse_t = (klc[0], klc[-1], fisher_int(tc, fic))
     if richardson:
-        times, kl, fi = times[::2], (4.0 * kl[::2] - klc) / 3.0, (4.0 * fi[::2] - fic) / 3.0
+        kl, fi = (4.0 * kl - klc) / 3.0, (4.0 * fi - fic) / 3.0
     fint = fisher_int(times, fi)
     if error_estimate:
         names = ("kl_start", "kl_end", "fisher_integral")

@@ -428,10 +428,10 @@ def diag_state(qa, pa, lpe, hx, hy, q, p, lr, ok, g, sq, out):
 
 @njit(cache=True)
 def run_pair_1d(R, D1, D2, ds, V, vi, LP, li, lam, spectral, lo, h, radices, tw_off, tw, root_off, roots, phase,
-                diag):
+                diag, dstride):
     """run_1d with the diagnostics fused (nothing stored): steps j = 0..N-1 of the pair R [2, n] (in place), drift
-    rows V[vi[2j]] at t_j, V[vi[2j+1]] at the midpoint, V[vi[2j+2]] at t_{j+1}; exact log p at t_j in LP[li[j]] (cell
-    centres).  diag[j] = (KL, F, mass q, mass p) of the state at t_j, j = 0..N."""
+    rows V[vi[2j]] at t_j, V[vi[2j+1]] at the midpoint, V[vi[2j+2]] at t_{j+1}.  diag[i] = (KL, F, mass q, mass p)
+    of the state at t_{i dstride}, i = 0..N / dstride, with the exact log p there in LP[li[i]] (cell centres)."""
     n = R.shape[1]
     c = np.empty(n, np.complex128)
     work = np.empty(n, np.complex128)
@@ -471,7 +471,9 @@ def run_pair_1d(R, D1, D2, ds, V, vi, LP, li, lam, spectral, lo, h, radices, tw_
                         fac[k] = np.exp(Dj * lam[k])
                 heat_pair(R[0], R[1], fac, c, work, radices, tw_off, tw, root_off, roots, phase)
                 _clip_restore(R, mass)
-        diag_state(Rv[0], Rv[1], LP[li[j + 1]].reshape(n, 1), h, 1.0, q, p, lr, okd, g, sq, diag[j + 1])
+        if (j + 1) % dstride == 0:
+            i = (j + 1) // dstride
+            diag_state(Rv[0], Rv[1], LP[li[i]].reshape(n, 1), h, 1.0, q, p, lr, okd, g, sq, diag[i])
 
 
 @njit(cache=True)
@@ -553,8 +555,8 @@ def _clip_line(r):
 
 
 @njit(cache=True)
-def run_pair_2d(R, D1, D2, ds, VX, VY, LP, rows, lamx, lamy, avx, avy, lox, hx, loy, hy,
-                rx, twox, twx, rox, rtx, phx, ry, twoy, twy, roy, rty, phy, diag):
+def run_pair_2d(R, D1, D2, ds, VX, VY, LP, rows, lrows, lamx, lamy, avx, avy, lox, hx, loy, hy,
+                rx, twox, twx, rox, rtx, phx, ry, twoy, twy, roy, rty, phy, diag, dstride):
     """Steps j = 0..B-1 of the 2-D pair R [2, nx, ny] (cell averages, in place), the step of
     fokker_planck._Stepper.step with every operation done line by line: per step, with E = exp(D lam) per axis and
     a = _avg_factors (the DCT-II eigenvalues of the averaging map r + r''/24),
@@ -567,8 +569,8 @@ def run_pair_2d(R, D1, D2, ds, VX, VY, LP, rows, lamx, lamy, avx, avy, lox, hx, 
     before every sweep whose input could be negative).  In exact arithmetic this is the plain step's sequence
     (operations on different axes commute; the sweeps and clips see the same inputs).  Tables at the times of the
     run: step j from rows[j] to rows[j + 1]; drift VX[r] [ny, nx+1] (x component on the x-edges), VY[r] [nx, ny+1],
-    frozen at the mean of its two ends; exact log p LP[r] [nx * ny] at the centres.  diag[0] = (KL, F, mass q,
-    mass p) of the initial state, diag[j + 1] after step j (diag_state)."""
+    frozen at the mean of its two ends.  diag[i] = (KL, F, mass q, mass p) after step i dstride (diag[0]: the initial
+    state; diag_state) with the exact log p LP[lrows[i]] [nx * ny] at the centres."""
     nx, ny = R.shape[1], R.shape[2]
     mx = max(nx, ny)
     c = np.empty(mx, np.complex128)
@@ -598,7 +600,7 @@ def run_pair_2d(R, D1, D2, ds, VX, VY, LP, rows, lamx, lamy, avx, avy, lox, hx, 
     mass = np.empty(2)
     vxm = np.empty((ny, nx + 1))
     vym = np.empty(ny + 1)
-    diag_state(R[0], R[1], LP[rows[0]].reshape(nx, ny), hx, hy, q, p, lr, okd, g, sq, diag[0])
+    diag_state(R[0], R[1], LP[lrows[0]].reshape(nx, ny), hx, hy, q, p, lr, okd, g, sq, diag[0])
     cx, wx = c[:nx], work[:nx]
     cy, wy = c[:ny], work[:ny]
     Cx, Dx, Gx, OKx, valx = C[:nx + 1], Dd[:nx + 1], G[:nx + 1], OK[:nx + 1], val[:nx + 1]
@@ -664,4 +666,6 @@ def run_pair_2d(R, D1, D2, ds, VX, VY, LP, rows, lamx, lamy, avx, avy, lox, hx, 
         Rf = R.reshape(2, nx * ny)
         _masses(Rf, mass)
         _clip_restore(Rf, mass)
-        diag_state(R[0], R[1], LP[r1].reshape(nx, ny), hx, hy, q, p, lr, okd, g, sq, diag[j + 1])
+        if (j + 1) % dstride == 0:
+            i = (j + 1) // dstride
+            diag_state(R[0], R[1], LP[lrows[i]].reshape(nx, ny), hx, hy, q, p, lr, okd, g, sq, diag[i])
