@@ -94,8 +94,12 @@ def _cmd_gui(args) -> int:
               "(Ctrl+C to stop)", flush=True)  # once it does serve
         if args.share and isinstance(served, tuple) and len(served) > 2 and served[2]:
             print(f"sdimage gui: public link {served[2]}", flush=True)
+        import signal
         import time
 
+        # Ctrl-C stops the server whatever the process inherited (an ignored SIGINT from a parent) or a library
+        # installed meanwhile: this is the command's main loop, and the one place that decides what SIGINT does
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         while True:
             time.sleep(0.5)
     finally:

@@ -482,7 +482,8 @@ def test_ctrl_c_exits_130(tiny_model_dir, tmp_path):
     import sys
     import time
 
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1",
+           "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "sdimage", "gui", "--model", str(tiny_model_dir), "--port",
                              str(_free_port()), "--out-dir", str(tmp_path / "out")], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
@@ -491,7 +492,12 @@ def test_ctrl_c_exits_130(tiny_model_dir, tmp_path):
         assert "serving" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # say where it hangs: every thread's stack (faulthandler on SIGABRT)
+            proc.send_signal(signal.SIGABRT)
+            _, err = proc.communicate(timeout=30)
+            raise AssertionError("no exit 60 s after SIGINT:\n" + err[-6000:]) from None
     finally:
         if proc.poll() is None:
             proc.kill()
