@@ -6,12 +6,13 @@ Rerun (this project's 2-core CPU machine, shared with other jobs: times are mini
     .venv/bin/python benchmarks/theory_bench.py --out docs/figures/theory --random-set-only   # defaults only
 Writes theory_bench.json, theory_bench.png and theory_bench.md (the README table: per py-pde configuration the
 worst speed-up over the problems, named, and the median), and random_set.json without --quick.
---quick (66-100 s at a load of ~5-8 on the 2-core machine): the example and 2 of the 12 1-D cases (the
-weakest speed-ups of an earlier full run), py-pde's explicit and BDF solvers at 100 and 200 cells; 2-D case 1
-against py-pde's explicit and BDF solvers at 60^2; the 1-D defaults on all 12 cases and the 2-D defaults on case 8.
-Full run: all 12 1-D cases, explicit also at 400 cells, BDF also at 400 and 800 and py-pde's stock ScipySolver at
-100-400; 2-D cases 1 and 9 against explicit and BDF at 60^2 and 100^2 (stock BDF in 2-D would build a dense
-finite-difference Jacobian of 3600^2 or more entries: not run); all 24 defaults.
+--quick (30 s at a load of ~1.5 on the 2-core machine; 66-100 s before the second pass of issue 22): the example
+and 2 of the 12 1-D cases (the weakest speed-ups of an earlier full run), py-pde's explicit and BDF solvers at 100
+and 200 cells; 2-D case 1 against py-pde's explicit and BDF solvers at 60^2; the 1-D defaults on all 12 cases and
+the 2-D defaults on case 8.
+Full run (333 s at a load of 1.3-2.2): all 12 1-D cases, explicit also at 400 cells, BDF also at 400 and 800 and
+py-pde's stock ScipySolver at 100-400; 2-D cases 1 and 9 against explicit and BDF at 60^2 and 100^2 (stock BDF in
+2-D would build a dense finite-difference Jacobian of 3600^2 or more entries: not run); all 24 defaults.
 Our solver runs on the default backend (the compiled loop, theory.fp_compiled; THEORY_BACKEND=numpy for the plain
 one), after one warm-up call that compiles it (numba caches the machine code on disk; not counted, as py-pde's
 warm-up is not).
