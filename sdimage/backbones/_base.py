@@ -94,7 +94,8 @@ class Backbone:
     - ``arch`` (the id used on the command line and in JSON), ``label`` (what the family covers, for messages),
       ``order`` (position in every list of families);
     - ``pipeline_classes``: diffusers pipeline class names whose ``model_index.json`` means this family (the first
-      is the one loaded); ``model_classes``: its denoiser class names;
+      is the one loaded, then its img2img and inpaint pipelines: :meth:`reference_pipeline`); ``model_classes``:
+      its denoiser class names;
     - ``subfolders``: what a complete pipeline folder holds; :meth:`load_kwargs`: extra ``from_pretrained`` args;
     - ``tiny_inpaint`` / ``tiny_prediction_types``: the options of :meth:`build_tiny` (``make-tiny-model``);
     - ``flow``, ``cfg_batch`` (CFG branches in one batched call), ``guidance_embedded`` (guidance is a model input,
@@ -303,9 +304,23 @@ class Backbone:
 
     # ------------------------------------------------------------------ the diffusers pipelines it equals (tests)
     def reference_pipeline(self, kind: str):
-        """diffusers' own ``kind`` pipeline ("img2img" or "inpaint") on this pipeline's components, with the
-        scheduler whose deterministic steps the ODE sampler reproduces (the tests compare against it)."""
-        raise NotImplementedError(f"{self.arch}: no {kind} reference pipeline")
+        """diffusers' own ``kind`` pipeline ("img2img" or "inpaint": ``pipeline_classes[1]`` / ``[2]``) on this
+        pipeline's components, with :meth:`reference_components` and the family's load arguments (the tests compare
+        against it)."""
+        import diffusers
+
+        index = {"img2img": 1, "inpaint": 2}.get(kind)
+        if index is None or index >= len(self.pipeline_classes):
+            raise NotImplementedError(f"{self.arch}: no {kind} reference pipeline")
+        cls = getattr(diffusers, self.pipeline_classes[index])
+        ref = cls(**{**self.pipe.components, **self.reference_components(), **self.load_kwargs()})
+        ref.set_progress_bar_config(disable=True)
+        return ref
+
+    def reference_components(self) -> dict[str, Any]:
+        """Components the reference pipeline takes instead of this pipeline's: the scheduler whose deterministic
+        steps the ODE sampler reproduces (DDIM for the UNet families)."""
+        return {"scheduler": self.scheduler()}
 
     def reference_kwargs(self, latent_hw: tuple[int, int], guidance: float) -> dict[str, Any]:
         """Call arguments of :meth:`reference_pipeline` for a latent of size ``latent_hw`` and the guidance weight

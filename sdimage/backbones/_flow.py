@@ -33,6 +33,7 @@ class FlowBackbone(Backbone):
 
     flow = True
     packed = False  # the transformer reads 2×2-packed tokens (image sides: VAE factor × 2)
+    linspace_sigmas_default = False  # its pipelines pass sigmas linspace(1, 1/N, N) to set_timesteps
 
     @property
     def denoiser(self):
@@ -92,8 +93,13 @@ class FlowBackbone(Backbone):
                                c.get("max_image_seq_len", 4096), c.get("base_shift", 0.5), c.get("max_shift", 1.15))
 
     def sigmas(self, steps: int):
-        """Explicit sigmas the family's pipelines pass to ``set_timesteps`` (None: the scheduler spaces them)."""
-        return None
+        """Explicit sigmas the family's pipelines pass to ``set_timesteps``: :meth:`linspace_sigmas` where the family
+        declares ``linspace_sigmas_default`` (FLUX, Qwen-Image), else None (the scheduler spaces them)."""
+        return self.linspace_sigmas(steps) if self.linspace_sigmas_default else None
+
+    def reference_components(self) -> dict:
+        """The flow families' reference pipelines run on this pipeline's own components (its scheduler)."""
+        return {}
 
     def grid(self, steps, latent_hw=None, dtype=torch.float64) -> Grid:
         """The flow-matching sigmas of the pipeline's scheduler (its shift, and μ where dynamic), σ = 1 → 0."""

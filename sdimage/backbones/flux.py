@@ -28,6 +28,7 @@ class FluxBackbone(FlowBackbone):
     model_classes = ("FluxTransformer2DModel",)
     subfolders = ("transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
     packed = True
+    linspace_sigmas_default = True
     cfg_batch = False
     guidance_embedded = True
     default_guidance = 3.5  # FLUX.1 [dev]'s guidance embedding
@@ -87,17 +88,6 @@ class FluxBackbone(FlowBackbone):
                             img_ids=self.image_ids(h, w, x.device, x.dtype),
                             joint_attention_kwargs=None if attn is None else dict(attn), return_dict=False)[0]
         return self.unpack(out, h, w)
-
-    def sigmas(self, steps: int):
-        return self.linspace_sigmas(steps)
-
-    def reference_pipeline(self, kind: str):
-        import diffusers
-
-        cls = {"img2img": diffusers.FluxImg2ImgPipeline, "inpaint": diffusers.FluxInpaintPipeline}[kind]
-        ref = cls(**self.pipe.components)
-        ref.set_progress_bar_config(disable=True)
-        return ref
 
     def reference_kwargs(self, latent_hw, guidance):
         h, w = (int(v) * self.vae_factor for v in latent_hw)

@@ -80,6 +80,7 @@ class QwenImageBackbone(FlowBackbone):
     model_classes = ("QwenImageTransformer2DModel",)
     subfolders = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
     packed = True
+    linspace_sigmas_default = True
     cfg_batch = False  # true CFG: the negative prompt is a second call
     default_guidance = 4.0  # diffusers' true_cfg_scale default
 
@@ -183,18 +184,6 @@ class QwenImageBackbone(FlowBackbone):
         comb = u + g * (c - u)
         comb = comb * (torch.norm(c, dim=-1, keepdim=True) / torch.norm(comb, dim=-1, keepdim=True))
         return unpack2x2(comb, h, w)
-
-    def sigmas(self, steps: int):
-        return self.linspace_sigmas(steps)
-
-    # ------------------------------------------------------------------ the diffusers pipelines it equals
-    def reference_pipeline(self, kind: str):
-        import diffusers
-
-        cls = {"img2img": diffusers.QwenImageImg2ImgPipeline, "inpaint": diffusers.QwenImageInpaintPipeline}[kind]
-        ref = cls(**self.pipe.components)
-        ref.set_progress_bar_config(disable=True)
-        return ref
 
     def reference_kwargs(self, latent_hw, guidance) -> dict[str, Any]:
         h, w = (int(v) * self.vae_factor for v in latent_hw)

@@ -76,15 +76,6 @@ class SDBackbone(Backbone):
     def _fingerprint_tensors(self):
         return [self.denoiser.conv_in.weight, self.denoiser.conv_out.weight]  # LoRA-free layers
 
-    def reference_pipeline(self, kind: str):
-        import diffusers
-
-        cls = {"img2img": diffusers.StableDiffusionImg2ImgPipeline,
-               "inpaint": diffusers.StableDiffusionInpaintPipeline}[kind]
-        ref = cls(**{**self.pipe.components, "scheduler": self.scheduler(), **self.load_kwargs()})
-        ref.set_progress_bar_config(disable=True)
-        return ref
-
 
 def make_sd15_shaped_pipeline(seed: int = 0, text_layers: int = 12, full_vae: bool = True, inpaint: bool = False,
                               dtype: torch.dtype = torch.float32):

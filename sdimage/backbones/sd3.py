@@ -66,11 +66,3 @@ class SD3Backbone(FlowBackbone):
                              pooled_projections=cond.pooled, joint_attention_kwargs=None if attn is None else dict(attn),
                              return_dict=False)[0]
 
-    def reference_pipeline(self, kind: str):
-        import diffusers
-
-        cls = {"img2img": diffusers.StableDiffusion3Img2ImgPipeline,
-               "inpaint": diffusers.StableDiffusion3InpaintPipeline}[kind]
-        ref = cls(**self.pipe.components)
-        ref.set_progress_bar_config(disable=True)
-        return ref

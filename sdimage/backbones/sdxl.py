@@ -95,11 +95,3 @@ class SDXLBackbone(Backbone):
     def _fingerprint_tensors(self):
         return [self.denoiser.conv_in.weight, self.denoiser.conv_out.weight]
 
-    def reference_pipeline(self, kind: str):
-        import diffusers
-
-        cls = {"img2img": diffusers.StableDiffusionXLImg2ImgPipeline,
-               "inpaint": diffusers.StableDiffusionXLInpaintPipeline}[kind]
-        ref = cls(**{**self.pipe.components, "scheduler": self.scheduler()}, **self.load_kwargs())
-        ref.set_progress_bar_config(disable=True)
-        return ref
