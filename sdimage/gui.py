@@ -9,14 +9,12 @@ declarations); what a run does is :mod:`sdimage.gui_run`.  Scriptable endpoints 
 """
 from __future__ import annotations
 
-import logging
 import os
 
 from .errors import SdImageError
 
 __all__ = ["add_parser", "build_app", "launch", "DRAG_API_INPUTS"]  # noqa: F822 (DRAG_API_INPUTS: lazily)
 
-log = logging.getLogger(__name__)
 
 # ------------------------------------------------------------------------------------------------------ command
 def add_parser(sub) -> None:

@@ -196,7 +196,7 @@ def _endpoint(page: _Page, spec: TabSpec, outputs: dict[str, Any]):
     def run(*values):
         request = values[-1] if values and isinstance(values[-1], gr.Request) else None
         values = values[:-1] if request is not None else values
-        kw = dict(zip(names, values))
+        args = dict(zip(names, values))
         stop = threading.Event()
         session = getattr(request, "session_hash", None) or f"anonymous-{id(stop)}"
         ws.stops[session] = stop
@@ -214,7 +214,6 @@ def _endpoint(page: _Page, spec: TabSpec, outputs: dict[str, Any]):
         if spec.task == "drag":
             extra["on_intermediate"] = lambda name, i, m, frame: events.put(
                 ("frame", f"{name.upper()}-Drag: operation {i + 1} of {m} done", frame))
-        args = dict(kw)
         image = args.pop("image")
         if spec.task == "drag":
             args["use_lora"] = bool(args.get("use_lora"))

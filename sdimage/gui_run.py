@@ -9,7 +9,6 @@ evaluation: a stopped run keeps what it finished (the drag operations done) and 
 from __future__ import annotations
 
 import itertools
-import json
 import shutil
 import tempfile
 import threading
@@ -487,10 +486,11 @@ def run_diffedit(
 
 
 def metadata_text(meta: dict) -> str:
-    """The JSON metadata as text (for a code box on the page)."""
-    from .runinfo import _jsonable
+    """The JSON metadata as text (for a code box on the page): what ``<task>.json`` holds
+    (:func:`sdimage.runinfo.json_text`)."""
+    from .runinfo import json_text
 
-    return json.dumps(_jsonable(meta), indent=2)
+    return json_text(meta)
 
 
 # ------------------------------------------------------------------------------------------------------ presets
