@@ -167,8 +167,6 @@ def coerce(s: Setting, value: Any, name: str | None = None, error: type[Exceptio
         if math.isfinite(f) and f.is_integer():
             return int(f)
         raise error(f"{n} must be an integer, got {value!r}")
-    if s.choices is not None:
-        return f
     return f
 
 

@@ -9,13 +9,12 @@ from pathlib import Path
 from cliutil import MAX_SEED, OneLineParser, one_line
 from cliutil import check_int as _check_int
 from cliutil import check_new_file as _check_new_file
-from cliutil import check_number as _check_number
 from cliutil import check_writable_dir as _check_writable_dir
 
 from .errors import SdImageError
 
-__all__ = ["Parser", "add_model_args", "add_task_args", "task_settings_from_args", "resolve_preset_args", "check_input_file", "check_out_path",
-           "check_writable_dir", "check_number", "check_model_args", "pipeline_from_args", "parse_point"]
+__all__ = ["Parser", "add_model_args", "add_task_args", "task_settings_from_args", "check_input_file", "check_out_path",
+           "check_writable_dir", "check_model_args", "pipeline_from_args", "parse_point"]
 
 
 class Parser(OneLineParser):
@@ -126,16 +125,6 @@ def check_out_path(out: str) -> Path:
     return p
 
 
-def check_number(value, flag: str, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
-                 hi_open: bool = False) -> None:
-    """A finite number within [lo, hi] (open ends with ``lo_open`` / ``hi_open``): :func:`cliutil.check_number`
-    raising :class:`SdImageError`."""
-    _check_number(value, flag, lo, hi, lo_open=lo_open, hi_open=hi_open, error=SdImageError)
-
-
-from .settings import MAX_STEPS  # noqa: E402,F401  (declared with the settings)
-
-
 def check_model_args(args) -> None:
     """--device and --seed checked before the model loads."""
     import torch
@@ -170,17 +159,6 @@ def pipeline_from_args(args):
 
         args.guidance = backbone(pipe).default_guidance
     return pipe
-
-
-def resolve_preset_args(args) -> None:
-    """Fill --steps, --solver and --order left unset from the --preset's defaults (flags given win;
-    :meth:`sdimage.settings.TaskSettings.resolve`)."""
-    from .settings import TaskSettings
-
-    st = TaskSettings(steps=getattr(args, "steps", None), solver=getattr(args, "solver", None),
-                      order=getattr(args, "order", None)).resolve(getattr(args, "preset", None),
-                                                                  getattr(args, "eta", None))
-    args.steps, args.solver, args.order = st.steps, st.solver, st.order
 
 
 def parse_point(text: str) -> tuple[int, int]:
@@ -276,10 +254,6 @@ def note_if_slow(pipe, width: int, height: int, unet_rows: float, vae_passes: fl
 
 
 MAX_SIZE = 4096  # pixels per side (--size): a 4096² SD run needs ~40 GB for attention alone
-
-
-def check_steps(steps, flag: str = "--steps") -> None:
-    _check_int(steps, flag, 1, MAX_STEPS, error=SdImageError)
 
 
 def check_size(size, flag: str = "--size") -> None:

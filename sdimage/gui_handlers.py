@@ -6,6 +6,5 @@ from .gui_inputs import *  # noqa: F403
 from .gui_inputs import __all__ as _inputs
 from .gui_run import *  # noqa: F403
 from .gui_run import __all__ as _runs
-from .gui_run import _run_task  # noqa: F401
 
 __all__ = [*_inputs, *_runs]

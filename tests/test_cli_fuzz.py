@@ -390,7 +390,7 @@ def test_largest_accepted_steps_builds_every_preset(ws, tiny_model, capsys):
     """Every --steps the checks accept builds the schedule of every preset (1000 asked SD's steps_offset=1 config for
     timestep 1000: ValueError / IndexError inside); 1000 is refused before any work."""
     from sdimage.cli import main
-    from sdimage.cli_common import MAX_STEPS
+    from sdimage.settings import MAX_STEPS
     from sdimage.drag import DragConfig, drag_grids
     from sdimage.loading import load_pipeline
 

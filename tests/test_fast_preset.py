@@ -76,7 +76,7 @@ def test_drag_cli_flags(tmp_path):
 
 def test_edit_cli_preset_resolution(tmp_path):
     from sdimage.cli import build_parser
-    from sdimage.cli_common import resolve_preset_args
+    from sdimage.cli_common import task_settings_from_args  # what the commands call
 
     p = build_parser()
     f = preset_defaults("fast")
@@ -84,17 +84,17 @@ def test_edit_cli_preset_resolution(tmp_path):
                 ["diffedit", "--source-prompt", "a", "--target-prompt", "b"]):
         argv = [cmd[0], "--model", "m", "--image", "i.png", *cmd[1:], "--out", str(tmp_path / "o.png")]
         a = p.parse_args(argv + ["--preset", "fast"])
-        resolve_preset_args(a)
+        task_settings_from_args(a)
         assert (a.steps, a.solver, a.order) == (f.edit_steps, f.solver, f.order)
         a = p.parse_args(argv + ["--preset", "fast", "--steps", "7", "--solver", "ddim"])
-        resolve_preset_args(a)
+        task_settings_from_args(a)
         assert (a.steps, a.solver) == (7, "ddim")
         a = p.parse_args(argv)
-        resolve_preset_args(a)
+        task_settings_from_args(a)
         assert (a.steps, a.solver) == (50, "ddim")
     a = p.parse_args(["translate", "--model", "m", "--image", "i.png", "--prompt", "x", "--preset", "fast",
                       "--eta", "0.5", "--out", str(tmp_path / "o.png")])
-    resolve_preset_args(a)
+    task_settings_from_args(a)
     assert a.solver == "ddim"  # --eta is a DDIM setting: it keeps DDIM under the fast preset
 
 
